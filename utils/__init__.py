@@ -1,0 +1,1 @@
+"""Helpers shared by data_maker.py, train.py and eval.py."""

@@ -1,0 +1,28 @@
+"""Logging to the console and to a file, one line per event, fixed format."""
+import logging
+import os
+
+
+def get_logger(name, log_file=None, level=logging.INFO):
+    """A logger writing to stderr and, if given, to ``log_file`` (appending).
+
+    Handlers are replaced on every call, so calling ``main`` twice in one process (tests,
+    notebooks) does not duplicate lines.
+    """
+    logger = logging.getLogger(f"aae.{name}")
+    logger.setLevel(level)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s",
+                            datefmt="%Y-%m-%d %H:%M:%S")
+    console = logging.StreamHandler()
+    console.setFormatter(fmt)
+    logger.addHandler(console)
+    if log_file:
+        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(fmt)
+        logger.addHandler(file_handler)
+    return logger

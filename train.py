@@ -1,0 +1,392 @@
+"""Train the MNIST adversarial autoencoder (Makhzani et al. 2015, §2 and §5).
+
+Every mini-batch goes through three phases, as in the paper's §2 and the reference
+reproduction:
+
+1. reconstruction: encoder and decoder minimise the reconstruction BCE (Adam, ``gen_lr``);
+2. regularization, discriminator: D learns to tell prior samples z ~ N(0, std^2 I) from codes
+   of the encoder (encoder in eval mode, codes treated as constants; Adam, ``reg_lr``);
+3. regularization, generator: the encoder (train mode) learns to make D call its codes prior
+   samples (its own Adam, ``reg_lr``).
+
+    python train.py                      # the paper/reference config, 200 epochs
+    python train.py --n_epochs 1 --N_train 2000
+    python train.py --resume             # continue from model/last.npz
+
+Outputs: logs/train.log, logs/loss.csv (epoch means), logs/train_config.json,
+images/epoch{N}.png (a fixed set of prior samples decoded), images/loss_curve.png,
+model/last.npz (resume point, every epoch) and model/model{N}.npz (weights, every
+``save_every`` epochs and at the end).
+"""
+import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
+
+import contextlib
+import csv
+import math
+import os
+import signal
+import time
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+import config
+from data_maker import load_split
+from network import build_networks
+from utils import checkpoint
+from utils.errors import UserError, run_cli
+from utils.log import get_logger
+from utils.paddle_save_image import save_image
+
+TRAIN_KEYS = [
+    "data_dir", "N_train", "N", "latent_dim", "std", "dropout", "encoder", "eps_std",
+    "n_epochs", "batch_size", "gen_lr", "reg_lr", "seed", "save_every", "sample_every",
+    "resume", "device", "model_dir", "images_dir", "logs_dir",
+]
+# Settings that may differ between a run and its resumption (they do not change the math).
+RESUMABLE_CHANGES = {"n_epochs", "resume", "device", "save_every", "sample_every",
+                     "model_dir", "images_dir", "logs_dir", "data_dir"}
+LOSS_NAMES = ("recon_loss", "d_loss", "g_loss")
+SAMPLE_GRID_ROWS = 10
+
+
+# ---------------------------------------------------------------------------------------
+# The three phases of one mini-batch
+# ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def frozen(layer):
+    """No gradients for ``layer``'s weights inside the block (gradients still flow through)."""
+    params = layer.parameters()
+    for p in params:
+        p.stop_gradient = True
+    try:
+        yield
+    finally:
+        for p in params:
+            p.stop_gradient = False
+
+
+def reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_opt):
+    """Phase 1: update encoder and decoder to reconstruct x; returns the BCE per pixel."""
+    encoder.train()
+    decoder.train()
+    x_logits = decoder(encoder(x))
+    recon_loss = F.binary_cross_entropy_with_logits(x_logits, x)
+    recon_loss.backward()
+    decoder_opt.step()
+    encoder_opt.step()
+    decoder_opt.clear_grad(set_to_zero=False)
+    encoder_opt.clear_grad(set_to_zero=False)
+    return recon_loss
+
+
+def discriminator_phase(x, z_prior, encoder, discriminator, discriminator_opt):
+    """Phase 2: update D to output 1 on prior samples z_prior and 0 on codes of x; returns
+    its loss."""
+    encoder.eval()
+    discriminator.train()
+    with paddle.no_grad():  # codes are constants here: no encoder gradient is needed
+        z_codes = encoder(x)
+    # One pass over [prior; codes]: the layers act row by row, so this equals two passes.
+    d_logits = discriminator(paddle.concat([z_prior, z_codes]))
+    targets = paddle.concat([paddle.ones([x.shape[0], 1]), paddle.zeros([x.shape[0], 1])])
+    # The reference's loss is mean BCE on prior samples + mean BCE on codes: with equal
+    # halves, twice the mean over the concatenation.
+    d_loss = 2.0 * F.binary_cross_entropy_with_logits(d_logits, targets)
+    d_loss.backward()
+    discriminator_opt.step()
+    discriminator_opt.clear_grad(set_to_zero=False)
+    return d_loss
+
+
+def generator_phase(x, encoder, discriminator, generator_opt):
+    """Phase 3: update the encoder so D takes its codes for prior samples; returns its loss."""
+    encoder.train()
+    discriminator.train()
+    with frozen(discriminator):  # D is not updated here, so its weight gradients are skipped
+        d_logits = discriminator(encoder(x))
+        g_loss = F.binary_cross_entropy_with_logits(d_logits, paddle.ones_like(d_logits))
+        g_loss.backward()
+    generator_opt.step()
+    generator_opt.clear_grad(set_to_zero=False)
+    return g_loss
+
+
+def train_step(x, nets, opts, sample_prior):
+    """The three phases on one mini-batch; returns the three losses as floats.
+    ``sample_prior(n)`` draws n codes from p(z)."""
+    enc, dec, disc = nets["encoder"], nets["decoder"], nets["discriminator"]
+    recon_loss = reconstruction_phase(x, enc, dec, opts["encoder"][0], opts["decoder"][0])
+    z_prior = sample_prior(x.shape[0])  # drawn before the codes' noise, as the reference
+    d_loss = discriminator_phase(x, z_prior, enc, disc, opts["discriminator"][0])
+    g_loss = generator_phase(x, enc, disc, opts["generator"][0])
+    return float(recon_loss), float(d_loss), float(g_loss)
+
+
+def make_optimizers(cfg, nets):
+    """Four Adams, as the reference: {name: (optimizer, the layer it updates)}. The encoder has
+    one for reconstruction (gen_lr) and one for regularization (reg_lr), each with its own
+    moment estimates."""
+    def adam(layer, lr):
+        return paddle.optimizer.Adam(learning_rate=lr, parameters=layer.parameters())
+    return {
+        "encoder": (adam(nets["encoder"], cfg.gen_lr), nets["encoder"]),
+        "decoder": (adam(nets["decoder"], cfg.gen_lr), nets["decoder"]),
+        "discriminator": (adam(nets["discriminator"], cfg.reg_lr), nets["discriminator"]),
+        "generator": (adam(nets["encoder"], cfg.reg_lr), nets["encoder"]),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Randomness: every draw is a function of (seed, epoch) or (seed, step), so a resumed run
+# repeats an uninterrupted one exactly, without saving generator states.
+# ---------------------------------------------------------------------------------------
+def seed_everything(seed):
+    """The one seeding function: Paddle's global generators (CPU and GPU) and numpy's."""
+    paddle.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def step_seed(seed, step):
+    return int(np.random.SeedSequence([seed, step]).generate_state(1, np.uint32)[0])
+
+
+def epoch_order(seed, epoch, n):
+    """The shuffled order of the training images in ``epoch``."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def fixed_prior_samples(seed, n, latent_dim, std):
+    """The codes decoded for every epoch's sample grid (the same ones each epoch)."""
+    return np.random.default_rng([seed, 2**32 - 1]).normal(0.0, std, (n, latent_dim))
+
+
+# ---------------------------------------------------------------------------------------
+# Run bookkeeping
+# ---------------------------------------------------------------------------------------
+def select_device(name):
+    """'auto' -> GPU when Paddle was built with CUDA and sees one, else CPU."""
+    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    if name == "gpu" and not has_gpu:
+        raise UserError("--device gpu: this Paddle has no usable GPU (install paddlepaddle-gpu "
+                        "and check that a GPU is visible), or use --device cpu")
+    device = "gpu" if (name == "gpu" or (name == "auto" and has_gpu)) else "cpu"
+    paddle.set_device(device)
+    return device
+
+
+def check_resumable(saved_cfg, cfg, path):
+    diffs = [f"{k}: {saved_cfg[k]!r} there, {v!r} now" for k, v in cfg.to_dict().items()
+             if k not in RESUMABLE_CHANGES and saved_cfg.get(k) != v]
+    if diffs:
+        raise UserError(f"--resume: {path} was made with another config ({'; '.join(diffs)}); "
+                        "use the same options or start a new run without --resume")
+
+
+def write_loss_csv(path, history):
+    def write(f):
+        f.write(("epoch," + ",".join(LOSS_NAMES) + ",seconds\n").encode())
+        for row in history:
+            f.write((f"{row['epoch']}," + ",".join(f"{row[k]:.6f}" for k in LOSS_NAMES)
+                     + f",{row['seconds']:.2f}\n").encode())
+    checkpoint.atomic_write(path, write)
+
+
+def read_loss_csv(path, before_epoch):
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="") as f:
+        rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+    return [row for row in rows if row["epoch"] < before_epoch]
+
+
+def plot_losses(history, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    axes[0].plot(epochs, [row["d_loss"] for row in history], label="D loss (discriminator)")
+    axes[0].plot(epochs, [row["g_loss"] for row in history], label="G loss (encoder as generator)")
+    axes[0].set_title("regularization phase")
+    axes[1].plot(epochs, [row["recon_loss"] for row in history], color="C2")
+    axes[1].set_title("reconstruction BCE per pixel")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+class StopFlag:
+    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step, so the saved
+    state is always that of a completed step."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (some notebook runners): keep defaults
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+# ---------------------------------------------------------------------------------------
+def main(argv=None):
+    cfg = config.parse_config("train.py", TRAIN_KEYS, argv, description=__doc__.split("\n")[0])
+    data = load_split(cfg.data_dir, n_train=cfg.N_train)
+    x_np = data["x_train"]
+    n_train, in_dim = x_np.shape
+    if cfg.batch_size > n_train:
+        raise UserError(f"--batch_size {cfg.batch_size} is larger than the {n_train} "
+                        "training images")
+    for folder in (cfg.model_dir, cfg.images_dir, cfg.logs_dir):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create folder {folder}: {err.strerror}") from None
+    last_path = os.path.join(cfg.model_dir, "last.npz")
+    csv_path = os.path.join(cfg.logs_dir, "loss.csv")
+    log = get_logger("train", os.path.join(cfg.logs_dir, "train.log"))
+    device = select_device(cfg.device)
+
+    seed_everything(cfg.seed)
+    nets = build_networks(cfg, in_dim)
+    opts = make_optimizers(cfg, nets)
+    start_epoch, start_batch, partial_sums = 0, 0, [0.0, 0.0, 0.0]
+    history = []
+    if cfg.resume:
+        if not os.path.isfile(last_path):
+            raise UserError(f"--resume: no {last_path} to resume from; start without --resume")
+        meta, arrays = checkpoint.load(last_path)
+        check_resumable(meta["config"], cfg, last_path)
+        checkpoint.restore_networks(nets, arrays, last_path)
+        checkpoint.restore_optimizers(opts, arrays, last_path)
+        start_epoch, start_batch = meta["epoch"], meta["batch"]
+        partial_sums = meta["partial_sums"]
+        history = read_loss_csv(csv_path, start_epoch)
+        log.info("resumed from %s at epoch %d, batch %d", last_path, start_epoch, start_batch)
+    else:
+        log.info("new run")
+    checkpoint.atomic_write(os.path.join(cfg.logs_dir, "train_config.json"),
+                            lambda f: f.write(cfg.to_json().encode()))
+    log.info("config: %s", cfg.to_dict())
+    log.info("device %s, threads %s, %d training images of %d pixels, data %s",
+             device, utils.cpu_env.SETTINGS, n_train, in_dim, data["meta"])
+
+    x_all = paddle.to_tensor(x_np)
+    del data, x_np
+    batches_per_epoch = math.ceil(n_train / cfg.batch_size)
+    z_grid = paddle.to_tensor(fixed_prior_samples(cfg.seed, SAMPLE_GRID_ROWS ** 2,
+                                                  cfg.latent_dim, cfg.std).astype("float32"))
+
+    def save_state(epoch, batch, sums):
+        checkpoint.save(last_path, nets, {"config": cfg.to_dict(), "epoch": epoch,
+                                          "batch": batch, "partial_sums": sums}, opts)
+
+    def save_samples(epoch):
+        for layer in nets.values():
+            layer.eval()
+        with paddle.no_grad():
+            images = nets["decoder"].probs(z_grid).numpy()
+        return save_image(images, os.path.join(cfg.images_dir, f"epoch{epoch}.png"),
+                          nrow=SAMPLE_GRID_ROWS)
+
+    def sample_prior(n):
+        return paddle.normal(0.0, cfg.std, [n, cfg.latent_dim])
+
+    progress = _progress_bar()
+    t_run = time.perf_counter()
+    steps_run = 0
+    with StopFlag() as stop:
+        for epoch in range(start_epoch, cfg.n_epochs):
+            order = paddle.to_tensor(epoch_order(cfg.seed, epoch, n_train))
+            x_epoch = paddle.gather(x_all, order)  # one copy per epoch, then cheap slices
+            first = start_batch if epoch == start_epoch else 0
+            sums = list(partial_sums) if epoch == start_epoch else [0.0, 0.0, 0.0]
+            t_epoch = time.perf_counter()
+            bar = progress(total=batches_per_epoch, initial=first, desc=f"epoch {epoch}")
+            for batch in range(first, batches_per_epoch):
+                paddle.seed(step_seed(cfg.seed, epoch * batches_per_epoch + batch))
+                x = x_epoch[batch * cfg.batch_size:(batch + 1) * cfg.batch_size]
+                losses = train_step(x, nets, opts, sample_prior)
+                if not all(math.isfinite(v) for v in losses):
+                    raise UserError(
+                        f"non-finite loss at epoch {epoch}, batch {batch} "
+                        f"({dict(zip(LOSS_NAMES, losses))}); training stopped, the last good "
+                        f"state is in {last_path}; try a smaller learning rate")
+                for i, v in enumerate(losses):
+                    sums[i] += v * x.shape[0]
+                steps_run += 1
+                bar.update(1)
+                if bar.n % 20 == 0:
+                    seen = (batch + 1 - first) * cfg.batch_size
+                    bar.set_postfix(recon=f"{losses[0]:.4f}", d=f"{losses[1]:.3f}",
+                                    g=f"{losses[2]:.3f}",
+                                    img_per_s=f"{seen / (time.perf_counter() - t_epoch):.0f}")
+                if stop.requested and batch + 1 < batches_per_epoch:
+                    bar.close()
+                    save_state(epoch, batch + 1, sums)
+                    log.info("interrupted: state after epoch %d batch %d saved to %s; "
+                             "continue with --resume", epoch, batch, last_path)
+                    raise KeyboardInterrupt
+            bar.close()
+            seconds = time.perf_counter() - t_epoch
+            means = [s / n_train for s in sums]
+            row = {"epoch": epoch, **dict(zip(LOSS_NAMES, means)), "seconds": seconds}
+            history.append(row)
+            save_state(epoch + 1, 0, [0.0, 0.0, 0.0])
+            write_loss_csv(csv_path, history)
+            log.info("[Epoch %d/%d] recon_loss %.6f  d_loss %.6f  g_loss %.6f  (%.1f s, %.0f img/s)",
+                     epoch, cfg.n_epochs, *means, seconds,
+                     (batches_per_epoch - first) * cfg.batch_size / seconds)
+            if epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1:
+                save_samples(epoch)
+            if (epoch + 1) % cfg.save_every == 0 or epoch == cfg.n_epochs - 1:
+                path = os.path.join(cfg.model_dir, f"model{epoch}.npz")
+                checkpoint.save(path, nets, {"config": cfg.to_dict(), "epoch": epoch + 1})
+                log.info("saved %s", path)
+            plot_losses(history, os.path.join(cfg.images_dir, "loss_curve.png"))
+            if stop.requested:
+                log.info("interrupted after epoch %d; continue with --resume", epoch)
+                raise KeyboardInterrupt
+
+    elapsed = time.perf_counter() - t_run
+    log.info("finished: %d epochs, %d steps in %.1f s", cfg.n_epochs, steps_run, elapsed)
+    final = history[-1] if history else {}
+    return {
+        **{k: final.get(k) for k in LOSS_NAMES},
+        "epochs": cfg.n_epochs,
+        "history": history,
+        "steps": steps_run,
+        "seconds": elapsed,
+        "ms_per_step": 1000.0 * elapsed / steps_run if steps_run else None,
+        "checkpoint": os.path.join(cfg.model_dir, f"model{cfg.n_epochs - 1}.npz"),
+    }
+
+
+def _progress_bar():
+    """tqdm on a terminal; silent (log lines only) when output goes to a file."""
+    from tqdm import tqdm
+    return lambda **kw: tqdm(leave=False, disable=None, dynamic_ncols=True, **kw)
+
+
+if __name__ == "__main__":
+    run_cli(main)

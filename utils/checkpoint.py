@@ -1,0 +1,154 @@
+"""The project's one checkpoint format: a single ``.npz`` file, loaded without pickle.
+
+Arrays are stored under ``net/<network>/<parameter>`` (e.g. ``net/encoder/model.0.weight``)
+and, for resumable training checkpoints, ``opt/<optimizer>/<parameter>/<slot>`` (Adam's
+moments and beta powers). ``__meta__`` holds a JSON string: the resolved config, the epoch and
+step reached, running sums and anything else the trainer records. Optimizer slots are keyed by
+the structured parameter names, not by Paddle's process-global names (``linear_3.w_0``), so a
+checkpoint resumes in any process.
+
+Files are written to a temporary name in the same folder, fsynced and renamed: an interrupted
+save leaves the previous checkpoint intact and never a half-written file under the real name.
+"""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from utils.errors import UserError
+
+FORMAT = "aae-paddle-checkpoint"
+VERSION = 1
+
+
+def _param_names(layer):
+    """Paddle's global parameter name -> the name inside ``layer`` (``model.0.weight``)."""
+    return {p.name: name for name, p in layer.named_parameters()}
+
+
+def _optimizer_arrays(opt_name, optimizer, layer):
+    arrays = {}
+    names = _param_names(layer)
+    for key, value in optimizer.state_dict().items():
+        if not hasattr(value, "numpy"):
+            continue  # e.g. an empty LR_Scheduler dict: nothing to restore for a fixed lr
+        for global_name, local_name in names.items():
+            if key.startswith(global_name + "_"):
+                slot = key[len(global_name) + 1:]
+                arrays[f"opt/{opt_name}/{local_name}/{slot}"] = value.numpy()
+                break
+        else:
+            raise RuntimeError(f"optimizer {opt_name}: state {key!r} matches no parameter")
+    return arrays
+
+
+def atomic_write(path, write):
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, rename over ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise UserError(f"cannot write to {folder}: {err.strerror}; choose a writable folder")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(err, OSError):
+            raise UserError(f"cannot write {path}: {err.strerror}") from None
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def save(path, networks, meta, optimizers=None):
+    """Write a checkpoint.
+
+    networks: {name: paddle.nn.Layer}; optimizers: {name: (optimizer, layer it updates)} or
+    None for a weights-only file; meta: JSON-serialisable dict (config, epoch, ...).
+    """
+    arrays = {}
+    for net_name, layer in networks.items():
+        for key, value in layer.state_dict().items():
+            arrays[f"net/{net_name}/{key}"] = value.numpy()
+    for opt_name, (optimizer, layer) in (optimizers or {}).items():
+        arrays.update(_optimizer_arrays(opt_name, optimizer, layer))
+    record = {"format": FORMAT, "version": VERSION, **meta}
+    arrays["__meta__"] = np.array(json.dumps(record, sort_keys=True))
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load(path):
+    """Read a checkpoint: returns (meta dict, {array name: numpy array}). Runs no code."""
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint {path} not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise UserError(f"{path} is not a readable checkpoint ({err}); it may be truncated "
+                        "or not made by this project") from None
+    if "__meta__" not in arrays:
+        raise UserError(f"{path} has no __meta__ record: not a checkpoint of this project")
+    meta = json.loads(str(arrays.pop("__meta__")))
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise UserError(f"{path}: unsupported checkpoint format "
+                        f"{meta.get('format')!r} version {meta.get('version')!r}")
+    return meta, arrays
+
+
+def _check_and_collect(prefix, expected, arrays, path):
+    """Arrays under ``prefix`` whose names and shapes must equal ``expected`` {name: shape}."""
+    found = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    problems = []
+    for name, shape in expected.items():
+        if name not in found:
+            problems.append(f"{prefix}{name} missing")
+        elif tuple(found[name].shape) != tuple(shape):
+            problems.append(f"{prefix}{name} has shape {list(found[name].shape)}, "
+                            f"the model expects {list(shape)}")
+    problems += [f"{prefix}{name} unexpected" for name in found if name not in expected]
+    if problems:
+        shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more"
+                                           if len(problems) > 6 else "")
+        raise UserError(f"{path} does not fit this model ({shown}); was it made with another "
+                        "config (N, latent_dim, encoder)?")
+    return found
+
+
+def restore_networks(networks, arrays, path):
+    """Load every network's weights; refuse any missing, extra or mis-shaped array."""
+    for net_name, layer in networks.items():
+        state = layer.state_dict()
+        expected = {key: value.shape for key, value in state.items()}
+        found = _check_and_collect(f"net/{net_name}/", expected, arrays, path)
+        layer.set_state_dict({key: found[key] for key in state})
+
+
+def restore_optimizers(optimizers, arrays, path):
+    """Load Adam's state saved by ``save``; mapped back to this process's parameter names."""
+    for opt_name, (optimizer, layer) in optimizers.items():
+        prefix = f"opt/{opt_name}/"
+        found = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        if not found:
+            raise UserError(f"{path} holds no optimizer state ({opt_name}): it is a "
+                            "weights-only file and cannot be resumed from")
+        state = {}
+        for global_name, local_name in _param_names(layer).items():
+            for key, value in found.items():
+                if key.startswith(local_name + "/"):
+                    state[f"{global_name}_{key[len(local_name) + 1:]}"] = value
+        optimizer.set_state_dict(state)

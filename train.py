@@ -188,8 +188,9 @@ def write_loss_csv(path, history):
     def write(f):
         f.write(("epoch," + ",".join(LOSS_NAMES) + ",seconds\n").encode())
         for row in history:
-            f.write((f"{row['epoch']}," + ",".join(f"{row[k]:.6f}" for k in LOSS_NAMES)
-                     + f",{row['seconds']:.2f}\n").encode())
+            # repr: full precision, so a resumed run reads back exactly what was written
+            f.write((f"{row['epoch']}," + ",".join(repr(row[k]) for k in LOSS_NAMES)
+                     + f",{row['seconds']!r}\n").encode())
     checkpoint.atomic_write(path, write)
 
 

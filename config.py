@@ -57,6 +57,8 @@ class Config:
     # ---- evaluation -------------------------------------------------------------------
     load_epoch: int = _f(199, "evaluate model/model{load_epoch}.npz (reference)", low=0)
     checkpoint: Optional[str] = _f(None, "evaluate this checkpoint file instead of load_epoch's")
+    trust_pickle: bool = _f(False, "allow --checkpoint to be a pickle (.pkl, e.g. the reference's "
+                            "model199.pkl); pickles can run code when loaded")
     N_gen: int = _f(10000, "samples drawn from the model for the Parzen window (reference)")
     sigma: Optional[float] = _f(None, "Parzen window width; default: cross-validate on the "
                                 "validation split")

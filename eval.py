@@ -32,16 +32,19 @@ from utils.paddle_save_image import save_image
 from utils.parzen_ll import cross_validate_sigma, mean_and_standard_error, parzen_log_likelihood
 
 EVAL_KEYS = [
-    "data_dir", "N_valid", "N_test", "N_gen", "load_epoch", "checkpoint", "sigma", "sigma_min",
-    "sigma_max", "sigma_num", "seed", "device", "model_dir", "images_dir", "logs_dir",
-    "save_samples",
+    "data_dir", "N_valid", "N_test", "N_gen", "load_epoch", "checkpoint", "trust_pickle",
+    "sigma", "sigma_min", "sigma_max", "sigma_num", "seed", "device", "model_dir", "images_dir",
+    "logs_dir", "save_samples",
 ]
 GENERATION_BATCH = 1000
 
 
-def load_model(path):
+def load_model(path, trust_pickle=False):
     """Networks and the training config of a checkpoint, ready for evaluation."""
-    meta, arrays = checkpoint.load(path)
+    if checkpoint.is_pickle_checkpoint(path):
+        meta, arrays = checkpoint.load_legacy_pickle(path, trust_pickle)
+    else:
+        meta, arrays = checkpoint.load(path)
     train_cfg = config.Config.from_dict(meta["config"], where=path)
     out_bias = arrays.get("net/decoder/model.6.bias")  # the decoder's output layer
     if out_bias is None:
@@ -108,7 +111,7 @@ def main(argv=None):
             raise UserError(f"cannot create folder {folder}: {err.strerror}") from None
     log = get_logger("eval", os.path.join(cfg.logs_dir, "eval.log"))
     select_device(cfg.device)
-    nets, train_cfg, meta = load_model(path)
+    nets, train_cfg, meta = load_model(path, cfg.trust_pickle)
     x_valid, x_test = data["x_valid"], data["x_test"]
     n_pixels = nets["decoder"].model[6].weight.shape[1]
     if x_valid.shape[1] != n_pixels:

@@ -274,6 +274,8 @@ def main(argv=None):
     start_epoch, start_batch, partial_sums = 0, 0, [0.0, 0.0, 0.0]
     history = []
     if cfg.resume:
+        for name in checkpoint.remove_stale_temporaries(cfg.model_dir):
+            log.info("removed %s, left by an interrupted write", name)
         if not os.path.isfile(last_path):
             raise UserError(f"--resume: no {last_path} to resume from; start without --resume")
         meta, arrays = checkpoint.load(last_path)

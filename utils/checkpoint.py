@@ -74,6 +74,16 @@ def atomic_write(path, write):
         pass
 
 
+def remove_stale_temporaries(folder):
+    """Delete temporary files that a killed process left behind in ``folder``."""
+    if not os.path.isdir(folder):
+        return []
+    stale = [name for name in os.listdir(folder) if name.endswith(".tmp")]
+    for name in stale:
+        os.remove(os.path.join(folder, name))
+    return stale
+
+
 def save(path, networks, meta, optimizers=None):
     """Write a checkpoint.
 
@@ -152,3 +162,47 @@ def restore_optimizers(optimizers, arrays, path):
                 if key.startswith(local_name + "/"):
                     state[f"{global_name}_{key[len(local_name) + 1:]}"] = value
         optimizer.set_state_dict(state)
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoints of the reference reproduction (keil555/AAE_paddle): pickles written by
+# paddle.save({'encoder': ..., 'decoder': ..., 'discriminator': ..., <optimizers>}).
+# ---------------------------------------------------------------------------------------
+LEGACY_NETWORKS = ("encoder", "decoder", "discriminator")
+
+
+def is_pickle_checkpoint(path):
+    return path.endswith((".pkl", ".pdparams", ".pickle"))
+
+
+def load_legacy_pickle(path, trusted, warn=print):
+    """Read a reference-style pickled checkpoint as (meta, arrays) in this project's layout.
+
+    Unpickling can run arbitrary code, so this refuses unless ``trusted`` is true. The
+    reference's unused ``direct`` encoder head is dropped; its architecture is this project's
+    default config, which is recorded as the checkpoint's config.
+    """
+    if not trusted:
+        raise UserError(f"{path} is a pickle file, and loading a pickle can run any code it "
+                        "contains; if you trust where it came from, pass --trust_pickle true")
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint {path} not found")
+    warn(f"warning: unpickling {path} because --trust_pickle was given; pickles can run code")
+    import paddle
+    try:
+        state = paddle.load(path)
+    except Exception as err:  # paddle/pickle raise many types for a bad file
+        raise UserError(f"{path} could not be read as a Paddle pickle ({err})") from None
+    missing = [name for name in LEGACY_NETWORKS if name not in state]
+    if not isinstance(state, dict) or missing:
+        raise UserError(f"{path} lacks the reference's {', '.join(missing)} entries")
+    arrays = {}
+    for net_name in LEGACY_NETWORKS:
+        for key, value in state[net_name].items():
+            if net_name == "encoder" and key.startswith("direct."):
+                continue  # defined but never used by the reference
+            arrays[f"net/{net_name}/{key}"] = np.asarray(value)
+    from config import Config
+    meta = {"format": FORMAT, "version": VERSION, "config": Config().to_dict(),
+            "legacy_pickle": os.path.abspath(path)}
+    return meta, arrays

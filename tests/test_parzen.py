@@ -3,6 +3,7 @@ numerical stability and the small helpers around it."""
 import math
 import os
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -80,7 +81,8 @@ def test_agrees_with_float64_direct_on_mnist_like_data(mnist_data, direct_ll):
     fast = parzen_log_likelihood(x, samples, SIGMAS)
     assert fast.shape == (len(SIGMAS), len(x)) and fast.dtype == np.float64
     err = np.abs(fast - direct_ll)
-    assert err.max() < 0.01, f"max error {err.max():.4f} nats at sigma {SIGMAS[err.max(1).argmax()]}"
+    worst_sigma = SIGMAS[err.max(axis=1).argmax()]
+    assert err.max() < 0.01, f"max error {err.max():.4f} nats at sigma {worst_sigma:.3f}"
     # the mean LL chooses the same sigma either way
     assert np.argmax(fast.mean(axis=1)) == np.argmax(direct_ll.mean(axis=1))
 
@@ -120,6 +122,30 @@ def test_chunking_and_threads_do_not_change_the_result(mnist_data):
     for b in (1, 7, 64):
         threaded = parzen_log_likelihood(x, samples, SIGMAS, block_size=b, n_threads=2)
         np.testing.assert_array_equal(threaded, by_blocks[b])
+
+
+def test_memory_stays_bounded_by_the_block():
+    # 2,000 x 5,000 distances would be 40 MB in float32 (80 MB in float64, per sigma); blocks of
+    # 100 rows need ~2 MB each plus a [64, 5000] scratch, per thread
+    rng = np.random.default_rng(5)
+    x = rng.uniform(size=(2000, 16)).astype(np.float32)
+    samples = rng.uniform(size=(5000, 16)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        ll = parzen_log_likelihood(x, samples, SIGMAS, block_size=100, n_threads=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ll.shape == (len(SIGMAS), 2000)
+    assert peak < 12e6, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_default_block_size_bounds_memory_and_shares_work():
+    from utils.parzen_ll import BLOCK_BYTES, default_block_size
+    assert default_block_size(10000, 10000, 2) * 10000 * 4 <= BLOCK_BYTES
+    assert default_block_size(1000, 10000, 2) == 500       # both threads get rows
+    assert default_block_size(3, 10, 2) == 2
+    assert default_block_size(10, 10**9, 1) == 1           # never 0 rows
 
 
 def test_progress_reports_every_row_once():

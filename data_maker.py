@@ -259,6 +259,10 @@ def read_split_file(path):
     if not os.path.isfile(path):
         raise UserError(f"{path} not found; {hint}")
     unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)  # what np.load raises
+    with open(path, "rb") as f:  # an .npz starts as a zip archive, even one cut short;
+        is_zip = f.read(4) == b"PK\x03\x04"  # otherwise numpy's message suggests unpickling
+    if not is_zip:
+        raise UserError(f"{path}: not an npz archive; {hint}")
     try:
         loaded = np.load(path, allow_pickle=False)
     except unreadable as err:
@@ -382,19 +386,23 @@ def _fsync_folder(folder):
 
 
 # ---- the reader used by train.py and eval.py ---------------------------------------------------
-def load_split(data_dir="data", n_train=None, n_valid=None, n_test=None):
+def load_split(data_dir="data", n_train=None, n_valid=None, n_test=None,
+               parts=("train", "valid", "test")):
     """The split written by data_maker.py, pixels as float32 in [0, 1] (uint8 / 255, like
     paddle's ToTensor in the reference) and labels as int64.
 
     n_train / n_valid / n_test take the first n rows of each split (None = all); since the rows
     are in a seeded random order, that is a random subset. Returns x_train, y_train, x_valid,
-    y_valid, x_test, y_test and meta (dict).
+    y_valid, x_test, y_test and meta (dict); only the ``parts`` asked for are converted
+    (eval.py needs no training images).
     """
     path = os.path.join(data_dir, SPLIT_FILE)
     arrays, meta = read_split_file(path)
     wanted = {"train": n_train, "valid": n_valid, "test": n_test}
     out = {"meta": meta}
     for part, n in wanted.items():
+        if part not in parts:
+            continue
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
         n = _checked_count(n, len(x), part, path)
         pixels = x[:n].astype(np.float32)

@@ -360,7 +360,7 @@ def test_load_split_scales_and_slices(tmp_path):
 @pytest.mark.parametrize("spoil,words", [
     (lambda d: None, "not found; run `python data_maker.py"),
     (lambda d: open(os.path.join(d, data_maker.SPLIT_FILE), "wb").write(b"garbage" * 10),
-     "unreadable"),
+     "not an npz archive"),
     (lambda d: np.save(os.path.join(d, "plain.npy"), np.arange(3)) or os.replace(
         os.path.join(d, "plain.npy"), os.path.join(d, data_maker.SPLIT_FILE)), "not an npz"),
     (lambda d: write_small_split(d, drop=("y_test",)), "lacks y_test"),

@@ -101,10 +101,20 @@ def save(path, networks, meta, optimizers=None):
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def starts_like_zip(path):
+    """True if the file begins as a zip archive (an .npz does), even one cut short."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
 def load(path):
     """Read a checkpoint: returns (meta dict, {array name: numpy array}). Runs no code."""
     if not os.path.isfile(path):
         raise UserError(f"checkpoint {path} not found")
+    if not starts_like_zip(path):  # else numpy's message would suggest unpickling it
+        raise UserError(f"{path} is not an .npz checkpoint of this project (for a pickled "
+                        "checkpoint such as the reference's model199.pkl, name it *.pkl and "
+                        "pass --trust_pickle true)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}

@@ -54,6 +54,8 @@ class Config:
     model_dir: str = _f("model", "where checkpoints go")
     images_dir: str = _f("images", "where sample grids and plots go")
     logs_dir: str = _f("logs", "where logs, CSVs and JSON results go")
+    visualdl: bool = _f(False, "also log each epoch's losses, images/s and sample grid for "
+                        "VisualDL in <logs_dir>/vdl (optional: pip install visualdl)")
     # ---- evaluation -------------------------------------------------------------------
     load_epoch: int = _f(199, "evaluate model/model{load_epoch}.npz (reference)", low=0)
     checkpoint: Optional[str] = _f(None, "evaluate this checkpoint file instead of load_epoch's")
@@ -66,6 +68,9 @@ class Config:
     sigma_max: float = _f(-0.3, "log10 of the largest sigma tried (reference: ~0.5)", low=None)
     sigma_num: int = _f(20, "number of sigmas tried, log-spaced (reference)")
     save_samples: Optional[str] = _f(None, "also save the generated samples to this .npy file")
+    interpolate: bool = _f(False, "also write images/interpolation.png: pairs of test digits "
+                           "encoded, the line between their codes decoded (not in the paper; "
+                           "shows whether the code space is smooth)")
 
     # ---------------------------------------------------------------------------------
     def validate(self):

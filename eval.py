@@ -10,7 +10,10 @@ standard error:
     python eval.py --checkpoint runs/seed0/model/model199.npz --sigma 0.15
 
 Writes logs/eval.log, logs/eval.json and images/sigma_cv.png (the cross-validation curve),
-images/eval_samples.png (100 of the samples).
+images/eval_samples.png (100 of the samples) and images/latent_scatter.png (the encoder's means
+of up to 5000 test digits, coloured by digit; the first two principal components when the code
+has more than two dimensions). ``--interpolate`` also writes images/interpolation.png: for
+pairs of test digits, the decoded points on the line between their codes.
 """
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
@@ -29,14 +32,18 @@ from utils import checkpoint
 from utils.errors import UserError, run_cli
 from utils.log import get_logger
 from utils.paddle_save_image import save_image
+from utils.plots import plot_interpolations, plot_latent_scatter, plot_sigma_curve
 from utils.parzen_ll import cross_validate_sigma, mean_and_standard_error, parzen_log_likelihood
 
 EVAL_KEYS = [
     "data_dir", "N_valid", "N_test", "N_gen", "load_epoch", "checkpoint", "trust_pickle",
     "sigma", "sigma_min", "sigma_max", "sigma_num", "seed", "device", "model_dir", "images_dir",
-    "logs_dir", "save_samples",
+    "logs_dir", "save_samples", "interpolate",
 ]
 GENERATION_BATCH = 1000
+SCATTER_POINTS = 5000  # test digits in the latent scatter plot: enough to see every class
+INTERPOLATION_PAIRS = 8  # rows of images/interpolation.png
+INTERPOLATION_STEPS = 10  # columns: both ends (the two digits' codes) and 8 points between
 
 
 def load_model(path, trust_pickle=False):
@@ -59,10 +66,15 @@ def load_model(path, trust_pickle=False):
 def generate(decoder, train_cfg, n, seed, progress=None):
     """n samples of p(x) = E_z p(x|z), z from the prior: the decoder's pixel means in [0, 1]."""
     z = np.random.default_rng(seed).normal(0.0, train_cfg.std, (n, train_cfg.latent_dim))
+    return decode(decoder, z, progress)
+
+
+def decode(decoder, z, progress=None):
+    """The decoder's pixel means for codes z [n, latent_dim] (eval mode, no gradients)."""
     decoder.eval()
     out = []
     with paddle.no_grad():
-        for start in range(0, n, GENERATION_BATCH):
+        for start in range(0, len(z), GENERATION_BATCH):
             z_batch = paddle.to_tensor(z[start:start + GENERATION_BATCH].astype("float32"))
             out.append(decoder.probs(z_batch).numpy())
             if progress is not None:
@@ -70,21 +82,37 @@ def generate(decoder, train_cfg, n, seed, progress=None):
     return np.concatenate(out).astype(np.float32)
 
 
-def plot_sigma_curve(sigmas, valid_ll, best_sigma, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.semilogx(sigmas, valid_ll, "o-", ms=4)
-    ax.axvline(best_sigma, color="C3", ls="--", label=f"chosen sigma = {best_sigma:.4f}")
-    ax.set_xlabel("Parzen window width sigma")
-    ax.set_ylabel("mean validation log-likelihood (nats)")
-    ax.set_title("sigma cross-validation")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def encode_means(encoder, x):
+    """The encoder's mean mu(x) for images x [n, pixels] (eval mode, no gradients).
+
+    The Gaussian encoder's code adds noise eps * exp(logvar / 2) with eps of std eps_std (5
+    by default, as large as the prior's), which would blur the picture of where each digit
+    goes; mu is that code without the noise, and the code itself for the deterministic
+    encoder."""
+    encoder.eval()
+    out = []
+    with paddle.no_grad():
+        for start in range(0, len(x), GENERATION_BATCH):
+            x_batch = paddle.to_tensor(x[start:start + GENERATION_BATCH])
+            out.append(encoder.mean(x_batch).numpy())
+    return np.concatenate(out)
+
+
+def interpolation_pairs(n_test, seed, n_pairs=INTERPOLATION_PAIRS):
+    """Indices [pairs, 2] of distinct test images, fixed by the seed; fewer pairs when there
+    are fewer than 2 * n_pairs test images."""
+    n_pairs = min(n_pairs, n_test // 2)
+    # stream [seed, 1]: independent of generate()'s draws, which use the seed alone
+    rng = np.random.default_rng([seed, 1])
+    return rng.choice(n_test, size=2 * n_pairs, replace=False).reshape(n_pairs, 2)
+
+
+def line_points(z_start, z_end, n_steps):
+    """n_steps evenly spaced points from each row of z_start to the same row of z_end, ends
+    included: [rows * n_steps, latent_dim], the points of one row consecutive."""
+    t = np.linspace(0.0, 1.0, n_steps)[None, :, None]  # [1, n_steps, 1]
+    points = (1.0 - t) * z_start[:, None, :] + t * z_end[:, None, :]  # [rows, n_steps, dim]
+    return points.reshape(-1, z_start.shape[1])
 
 
 def _bar(total, desc):
@@ -103,14 +131,17 @@ def main(argv=None):
         raise UserError(f"checkpoint {path} not found; {hint}")
     if cfg.save_samples and not cfg.save_samples.endswith(".npy"):
         raise UserError(f"--save_samples {cfg.save_samples}: the file name must end in .npy")
-    data = load_split(cfg.data_dir, n_valid=cfg.N_valid, n_test=cfg.N_test)
+    if cfg.interpolate and cfg.N_test < 2:
+        raise UserError("--interpolate needs at least 2 test images: raise --N_test")
+    select_device(cfg.device)
+    data = load_split(cfg.data_dir, n_valid=cfg.N_valid, n_test=cfg.N_test,
+                      parts=("valid", "test"))
     for folder in (cfg.images_dir, cfg.logs_dir):
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as err:
             raise UserError(f"cannot create folder {folder}: {err.strerror}") from None
     log = get_logger("eval", os.path.join(cfg.logs_dir, "eval.log"))
-    select_device(cfg.device)
     nets, train_cfg, meta = load_model(path, cfg.trust_pickle)
     x_valid, x_test = data["x_valid"], data["x_test"]
     n_pixels = nets["decoder"].model[6].weight.shape[1]
@@ -156,12 +187,29 @@ def main(argv=None):
     ll_mean, ll_se = mean_and_standard_error(test_ll)
     timings["test"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    n_codes = min(len(x_test), SCATTER_POINTS)
+    codes = encode_means(nets["encoder"], x_test[:n_codes])
+    scatter_path = plot_latent_scatter(codes, data["y_test"][:n_codes],
+                                       os.path.join(cfg.images_dir, "latent_scatter.png"))
+    interpolation_path = None
+    if cfg.interpolate:
+        pairs = interpolation_pairs(len(x_test), cfg.seed)
+        ends = encode_means(nets["encoder"], x_test[pairs.ravel()])  # [2 * pairs, latent_dim]
+        images = decode(nets["decoder"], line_points(ends[0::2], ends[1::2], INTERPOLATION_STEPS))
+        interpolation_path = plot_interpolations(
+            images, INTERPOLATION_STEPS, os.path.join(cfg.images_dir, "interpolation.png"))
+        log.info("interpolated between test images %s", pairs.tolist())
+    timings["latent"] = time.perf_counter() - t
+
     result = {
         "ll_mean": ll_mean, "ll_se": ll_se, "sigma": float(sigma),
         "sigma_grid": sigma_grid_used, "valid_ll": valid_ll,
         "n_gen": cfg.N_gen, "n_valid": len(x_valid), "n_test": len(x_test),
         "seed": cfg.seed, "checkpoint": path, "trained_epochs": meta.get("epoch"),
         "train_config": train_cfg.to_dict(), "timings": timings,
+        "latent_scatter": scatter_path, "n_latent": n_codes,
+        "interpolation": interpolation_path,
     }
     checkpoint.atomic_write(os.path.join(cfg.logs_dir, "eval.json"),
                             lambda f: f.write(json.dumps(result, indent=2).encode()))

@@ -68,6 +68,10 @@ class Encoder(nn.Layer):
         self.mu = nn.Linear(hidden, latent_dim)
         self.logvar = nn.Linear(hidden, latent_dim) if kind == "gaussian" else None
 
+    def mean(self, x):
+        """mu(x), the code without the Gaussian encoder's noise (for plots of the code space)."""
+        return self.mu(self.model(x.reshape([x.shape[0], -1])))
+
     def forward(self, x):
         h = self.model(x.reshape([x.shape[0], -1]))  # [B, hidden]
         mu = self.mu(h)  # [B, latent_dim]

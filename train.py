@@ -16,7 +16,8 @@ reproduction:
 Outputs: logs/train.log, logs/loss.csv (epoch means), logs/train_config.json,
 images/epoch{N}.png (a fixed set of prior samples decoded), images/loss_curve.png,
 model/last.npz (resume point, every epoch) and model/model{N}.npz (weights, every
-``save_every`` epochs and at the end).
+``save_every`` epochs and at the end). With ``--visualdl``, also logs/vdl/ for VisualDL
+(``visualdl --logdir logs/vdl``): the epoch losses, images/s and sample grids.
 """
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
@@ -30,6 +31,7 @@ import time
 import numpy as np
 import paddle
 import paddle.nn.functional as F
+from PIL import Image
 
 import config
 from data_maker import load_split
@@ -38,17 +40,21 @@ from utils import checkpoint
 from utils.errors import UserError, run_cli
 from utils.log import get_logger
 from utils.paddle_save_image import save_image
+from utils.plots import plot_losses
 
 TRAIN_KEYS = [
     "data_dir", "N_train", "N", "latent_dim", "std", "dropout", "encoder", "eps_std",
     "n_epochs", "batch_size", "gen_lr", "reg_lr", "seed", "save_every", "sample_every",
-    "resume", "device", "model_dir", "images_dir", "logs_dir",
+    "resume", "device", "model_dir", "images_dir", "logs_dir", "visualdl",
 ]
 # Settings that may differ between a run and its resumption (they do not change the math).
 RESUMABLE_CHANGES = {"n_epochs", "resume", "device", "save_every", "sample_every",
-                     "model_dir", "images_dir", "logs_dir", "data_dir"}
+                     "model_dir", "images_dir", "logs_dir", "data_dir", "visualdl"}
 LOSS_NAMES = ("recon_loss", "d_loss", "g_loss")
 SAMPLE_GRID_ROWS = 10
+# One fixed file, rewritten by every run: VisualDL shows only the newest "vdlrecords*" file of
+# a folder, so a resumed run must not start a second one.
+VISUALDL_FILE = "vdlrecords.train.log"
 
 
 # ---------------------------------------------------------------------------------------
@@ -177,8 +183,11 @@ def select_device(name):
 
 
 def check_resumable(saved_cfg, cfg, path):
-    diffs = [f"{k}: {saved_cfg[k]!r} there, {v!r} now" for k, v in cfg.to_dict().items()
-             if k not in RESUMABLE_CHANGES and saved_cfg.get(k) != v]
+    # A setting missing from an older checkpoint did not exist yet: that run had its default.
+    defaults = config.Config().to_dict()
+    diffs = [f"{k}: {saved_cfg.get(k, defaults[k])!r} there, {v!r} now"
+             for k, v in cfg.to_dict().items()
+             if k not in RESUMABLE_CHANGES and saved_cfg.get(k, defaults[k]) != v]
     if diffs:
         raise UserError(f"--resume: {path} was made with another config ({'; '.join(diffs)}); "
                         "use the same options or start a new run without --resume")
@@ -203,24 +212,39 @@ def read_loss_csv(path, before_epoch):
     return [row for row in rows if row["epoch"] < before_epoch]
 
 
-def plot_losses(history, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    epochs = [row["epoch"] for row in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    axes[0].plot(epochs, [row["d_loss"] for row in history], label="D loss (discriminator)")
-    axes[0].plot(epochs, [row["g_loss"] for row in history], label="G loss (encoder as generator)")
-    axes[0].set_title("regularization phase")
-    axes[1].plot(epochs, [row["recon_loss"] for row in history], color="C2")
-    axes[1].set_title("reconstruction BCE per pixel")
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def visualdl_log_writer():
+    """VisualDL's LogWriter class. VisualDL is optional, so it is imported only for
+    --visualdl, and its absence is reported before any work starts."""
+    try:
+        from visualdl import LogWriter
+    except ImportError:
+        raise UserError("--visualdl needs VisualDL: pip install visualdl") from None
+    return LogWriter
+
+
+def open_visualdl(log_writer, folder):
+    """A LogWriter on folder/VISUALDL_FILE, emptied first: VisualDL appends to an existing file
+    (seen with 2.5), where a hard kill can leave a half-written record, and an earlier run's
+    epochs would remain. A resumed run writes its earlier epochs again from loss.csv."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(folder, VISUALDL_FILE))
+    return log_writer(logdir=folder, file_name=VISUALDL_FILE)
+
+
+def log_epoch_to_visualdl(writer, row, images_per_s=None, grid_path=None):
+    """One epoch's mean losses, its speed and its sample grid (if that PNG exists), at step
+    = epoch. The speed is None for epochs replayed after --resume: loss.csv does not keep it."""
+    epoch = row["epoch"]
+    for name in LOSS_NAMES:
+        writer.add_scalar(f"loss/{name}", row[name], epoch)
+    if images_per_s is not None:
+        writer.add_scalar("speed/images_per_s", images_per_s, epoch)
+    if grid_path is not None and os.path.isfile(grid_path):
+        with Image.open(grid_path) as image:
+            # a writable copy: VisualDL rescales images with values in [0, 1] in place
+            pixels = np.array(image.convert("L"))
+        writer.add_image("samples", pixels, epoch, dataformats="HW")
+    writer.flush()  # so a running VisualDL board shows each epoch as it ends
 
 
 class StopFlag:
@@ -252,7 +276,9 @@ class StopFlag:
 # ---------------------------------------------------------------------------------------
 def main(argv=None):
     cfg = config.parse_config("train.py", TRAIN_KEYS, argv, description=__doc__.split("\n")[0])
-    data = load_split(cfg.data_dir, n_train=cfg.N_train)
+    log_writer = visualdl_log_writer() if cfg.visualdl else None
+    device = select_device(cfg.device)
+    data = load_split(cfg.data_dir, n_train=cfg.N_train, parts=("train",))
     x_np = data["x_train"]
     n_train, in_dim = x_np.shape
     if cfg.batch_size > n_train:
@@ -266,7 +292,6 @@ def main(argv=None):
     last_path = os.path.join(cfg.model_dir, "last.npz")
     csv_path = os.path.join(cfg.logs_dir, "loss.csv")
     log = get_logger("train", os.path.join(cfg.logs_dir, "train.log"))
-    device = select_device(cfg.device)
 
     seed_everything(cfg.seed)
     nets = build_networks(cfg, in_dim)
@@ -315,10 +340,18 @@ def main(argv=None):
     def sample_prior(n):
         return paddle.normal(0.0, cfg.std, [n, cfg.latent_dim])
 
+    vdl = None  # created only now, so a refused --resume leaves the old VisualDL file alone
+    if log_writer is not None:
+        vdl = open_visualdl(log_writer, os.path.join(cfg.logs_dir, "vdl"))
+
     progress = _progress_bar()
     t_run = time.perf_counter()
     steps_run = 0
-    with StopFlag() as stop:
+    with vdl or contextlib.nullcontext(), StopFlag() as stop:
+        if vdl is not None:
+            for past in history:  # the epochs before a resumption (the file was emptied)
+                grid_path = os.path.join(cfg.images_dir, f"epoch{past['epoch']}.png")
+                log_epoch_to_visualdl(vdl, past, grid_path=grid_path)
         for epoch in range(start_epoch, cfg.n_epochs):
             order = paddle.to_tensor(epoch_order(cfg.seed, epoch, n_train))
             x_epoch = paddle.gather(x_all, order)  # one copy per epoch, then cheap slices
@@ -352,16 +385,19 @@ def main(argv=None):
                     raise KeyboardInterrupt
             bar.close()
             seconds = time.perf_counter() - t_epoch
+            images_per_s = (n_train - first * cfg.batch_size) / seconds  # those of this session
             means = [s / n_train for s in sums]
             row = {"epoch": epoch, **dict(zip(LOSS_NAMES, means)), "seconds": seconds}
             history.append(row)
             save_state(epoch + 1, 0, [0.0, 0.0, 0.0])
             write_loss_csv(csv_path, history)
             log.info("[Epoch %d/%d] recon_loss %.6f  d_loss %.6f  g_loss %.6f  (%.1f s, %.0f img/s)",
-                     epoch, cfg.n_epochs, *means, seconds,
-                     (batches_per_epoch - first) * cfg.batch_size / seconds)
+                     epoch, cfg.n_epochs, *means, seconds, images_per_s)
+            grid_path = None
             if epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1:
-                save_samples(epoch)
+                grid_path = save_samples(epoch)
+            if vdl is not None:
+                log_epoch_to_visualdl(vdl, row, images_per_s, grid_path)
             if (epoch + 1) % cfg.save_every == 0 or epoch == cfg.n_epochs - 1:
                 path = os.path.join(cfg.model_dir, f"model{epoch}.npz")
                 checkpoint.save(path, nets, {"config": cfg.to_dict(), "epoch": epoch + 1})

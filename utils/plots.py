@@ -1,0 +1,122 @@
+"""The figures of train.py and eval.py: small functions taking arrays and a path, writing a PNG.
+
+They draw on a ``matplotlib.figure.Figure`` directly instead of going through pyplot, so they
+neither switch nor depend on the user's backend (a notebook importing train.py keeps its own)
+and leave no open figures behind; PNGs are rendered by matplotlib's Agg canvas. Each figure
+has a fixed size in inches at ``DPI``, so its pixel size is known (figsize * DPI).
+"""
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from utils.paddle_save_image import save_image
+
+DPI = 100
+DIGIT_COLOURS = "tab10"  # ten clearly distinct colours, one per MNIST digit
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def plot_losses(history, path):
+    """The epoch means of train.py's three losses: rows of {"epoch", "recon_loss", "d_loss",
+    "g_loss"}."""
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(10, 3.5))
+    axes = fig.subplots(1, 2)
+    axes[0].plot(epochs, [row["d_loss"] for row in history], label="D loss (discriminator)")
+    axes[0].plot(epochs, [row["g_loss"] for row in history], label="G loss (encoder as generator)")
+    axes[0].set_title("regularization phase")
+    axes[1].plot(epochs, [row["recon_loss"] for row in history], color="C2")
+    axes[1].set_title("reconstruction BCE per pixel")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    return _save(fig, path)
+
+
+def plot_sigma_curve(sigmas, valid_ll, best_sigma, path):
+    """eval.py's cross-validation of the Parzen window width."""
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
+    ax.semilogx(sigmas, valid_ll, "o-", ms=4)
+    ax.axvline(best_sigma, color="C3", ls="--", label=f"chosen sigma = {best_sigma:.4f}")
+    ax.set_xlabel("Parzen window width sigma")
+    ax.set_ylabel("mean validation log-likelihood (nats)")
+    ax.set_title("sigma cross-validation")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return _save(fig, path)
+
+
+# ---- latent space ------------------------------------------------------------------------
+def principal_components(codes, k=2):
+    """Project ``codes`` [n, d] on their first k principal components.
+
+    Returns (points [n, k], explained [k]): the centred codes in the basis of the top right
+    singular vectors, and the fraction of the total variance along each. Columns beyond the
+    rank of the data are zeros. Each axis' sign is chosen so that its largest loading is
+    positive, so the picture does not flip between platforms.
+    """
+    codes = np.asarray(codes, dtype=np.float64)
+    centred = codes - codes.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    vt = vt[:k]
+    largest = vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)]
+    vt = vt * np.sign(largest)[:, None]
+    points = np.zeros((len(codes), k))
+    points[:, :len(vt)] = centred @ vt.T
+    variance = singular ** 2
+    explained = np.zeros(k)
+    if variance.sum() > 0:
+        explained[:len(vt)] = variance[:k] / variance.sum()
+    return points, explained
+
+
+def latent_view(codes, labels):
+    """What the latent scatter plot shows: (points [n, 2], axis labels, title).
+
+    2-d codes are drawn as they are; higher-dimensional ones on their first two principal
+    components; 1-d codes against their digit, one row per digit."""
+    codes = np.asarray(codes, dtype=np.float64)
+    dim = codes.shape[1]
+    if dim == 2:
+        return codes, ("z1", "z2"), "latent codes z (2-d)"
+    if dim == 1:
+        points = np.stack([codes[:, 0], np.asarray(labels, dtype=np.float64)], axis=1)
+        return points, ("z", "digit"), "latent codes z (1-d), one row per digit"
+    points, explained = principal_components(codes)
+    return (points, (f"PC1 ({explained[0]:.0%} of the variance)",
+                     f"PC2 ({explained[1]:.0%} of the variance)"),
+            f"first two principal components of the {dim}-d codes "
+            f"({explained.sum():.0%} of the variance)")
+
+
+def plot_latent_scatter(codes, labels, path):
+    """Codes [n, d] of digits with ``labels`` [n], coloured by digit (see ``latent_view``)."""
+    points, (xlabel, ylabel), title = latent_view(codes, labels)
+    labels = np.asarray(labels)
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
+    colours = colormaps[DIGIT_COLOURS]
+    for digit in np.unique(labels):
+        chosen = labels == digit
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.6,
+                   color=colours(int(digit) % 10), label=str(digit))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(title="digit", loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=4,
+              frameon=False)
+    return _save(fig, path)
+
+
+def plot_interpolations(images, n_steps, path):
+    """Decoded interpolations [n_pairs * n_steps, pixels] (the steps of one pair consecutive)
+    as a grid with one row per pair, one column per step."""
+    return save_image(images, path, nrow=n_steps)

@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 import paddle
+import paddle.distributed as dist
 import paddle.nn.functional as F
 from PIL import Image
 
@@ -73,13 +74,30 @@ def frozen(layer):
             p.stop_gradient = False
 
 
-def reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_opt):
+def no_sync(*layers):
+    """One process: the gradients are already those of the whole mini-batch."""
+
+
+def average_gradients(*layers):
+    """Data parallel: every process holds the gradient of its shard's mean loss; with equal
+    shards their average is the gradient of the whole mini-batch's mean loss."""
+    world = dist.get_world_size()
+    with paddle.no_grad():  # in-place edits of gradients are refused while recording
+        for layer in layers:
+            for p in layer.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad.scale_(1.0 / world)
+
+
+def reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_opt, sync=no_sync):
     """Phase 1: update encoder and decoder to reconstruct x; returns the BCE per pixel."""
     encoder.train()
     decoder.train()
     x_logits = decoder(encoder(x))
     recon_loss = F.binary_cross_entropy_with_logits(x_logits, x)
     recon_loss.backward()
+    sync(encoder, decoder)
     decoder_opt.step()
     encoder_opt.step()
     decoder_opt.clear_grad(set_to_zero=False)
@@ -87,7 +105,7 @@ def reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_opt):
     return recon_loss
 
 
-def discriminator_phase(x, z_prior, encoder, discriminator, discriminator_opt):
+def discriminator_phase(x, z_prior, encoder, discriminator, discriminator_opt, sync=no_sync):
     """Phase 2: update D to output 1 on prior samples z_prior and 0 on codes of x; returns
     its loss."""
     encoder.eval()
@@ -101,12 +119,13 @@ def discriminator_phase(x, z_prior, encoder, discriminator, discriminator_opt):
     # halves, twice the mean over the concatenation.
     d_loss = 2.0 * F.binary_cross_entropy_with_logits(d_logits, targets)
     d_loss.backward()
+    sync(discriminator)
     discriminator_opt.step()
     discriminator_opt.clear_grad(set_to_zero=False)
     return d_loss
 
 
-def generator_phase(x, encoder, discriminator, generator_opt):
+def generator_phase(x, encoder, discriminator, generator_opt, sync=no_sync):
     """Phase 3: update the encoder so D takes its codes for prior samples; returns its loss."""
     encoder.train()
     discriminator.train()
@@ -114,19 +133,21 @@ def generator_phase(x, encoder, discriminator, generator_opt):
         d_logits = discriminator(encoder(x))
         g_loss = F.binary_cross_entropy_with_logits(d_logits, paddle.ones_like(d_logits))
         g_loss.backward()
+    sync(encoder)
     generator_opt.step()
     generator_opt.clear_grad(set_to_zero=False)
     return g_loss
 
 
-def train_step(x, nets, opts, sample_prior):
+def train_step(x, nets, opts, sample_prior, sync=no_sync):
     """The three phases on one mini-batch; returns the three losses as floats.
-    ``sample_prior(n)`` draws n codes from p(z)."""
+    ``sample_prior(n)`` draws n codes from p(z); ``sync`` averages gradients across
+    data-parallel processes."""
     enc, dec, disc = nets["encoder"], nets["decoder"], nets["discriminator"]
-    recon_loss = reconstruction_phase(x, enc, dec, opts["encoder"][0], opts["decoder"][0])
+    recon_loss = reconstruction_phase(x, enc, dec, opts["encoder"][0], opts["decoder"][0], sync)
     z_prior = sample_prior(x.shape[0])  # drawn before the codes' noise, as the reference
-    d_loss = discriminator_phase(x, z_prior, enc, disc, opts["discriminator"][0])
-    g_loss = generator_phase(x, enc, disc, opts["generator"][0])
+    d_loss = discriminator_phase(x, z_prior, enc, disc, opts["discriminator"][0], sync)
+    g_loss = generator_phase(x, enc, disc, opts["generator"][0], sync)
     return float(recon_loss), float(d_loss), float(g_loss)
 
 
@@ -154,8 +175,10 @@ def seed_everything(seed):
     np.random.seed(seed % 2**32)
 
 
-def step_seed(seed, step):
-    return int(np.random.SeedSequence([seed, step]).generate_state(1, np.uint32)[0])
+def step_seed(seed, step, rank=0, world=1):
+    """The seed of one training step; data-parallel processes each draw their own numbers."""
+    key = [seed, step] if world == 1 else [seed, step, rank]
+    return int(np.random.SeedSequence(key).generate_state(1, np.uint32)[0])
 
 
 def epoch_order(seed, epoch, n):
@@ -178,8 +201,29 @@ def select_device(name):
         raise UserError("--device gpu: this Paddle has no usable GPU (install paddlepaddle-gpu "
                         "and check that a GPU is visible), or use --device cpu")
     device = "gpu" if (name == "gpu" or (name == "auto" and has_gpu)) else "cpu"
-    paddle.set_device(device)
+    # under paddle.distributed.launch each process is given its own GPU
+    paddle.set_device(f"gpu:{dist.ParallelEnv().device_id}" if device == "gpu" else "cpu")
     return device
+
+
+def init_data_parallel():
+    """(rank, number of processes). Started by ``python -m paddle.distributed.launch`` with
+    several processes, join their group (NCCL between GPUs, gloo between CPU processes);
+    otherwise (0, 1) and nothing to do."""
+    world = dist.get_world_size()
+    if world > 1:
+        dist.init_parallel_env()
+    return dist.get_rank(), world
+
+
+def mean_over_processes(values, flag):
+    """The mean of ``values`` over the data-parallel processes, and whether any raised
+    ``flag`` (so that all of them stop at the same step)."""
+    shared = paddle.to_tensor(list(values) + [float(flag)], dtype="float32")
+    dist.all_reduce(shared)
+    totals = shared.numpy().tolist()
+    world = dist.get_world_size()
+    return [v / world for v in totals[:-1]], totals[-1] > 0
 
 
 def check_resumable(saved_cfg, cfg, path):
@@ -278,20 +322,30 @@ def main(argv=None):
     cfg = config.parse_config("train.py", TRAIN_KEYS, argv, description=__doc__.split("\n")[0])
     log_writer = visualdl_log_writer() if cfg.visualdl else None
     device = select_device(cfg.device)
+    rank, world = init_data_parallel()
+    is_main = rank == 0  # the one process that writes logs, images and checkpoints
     data = load_split(cfg.data_dir, n_train=cfg.N_train, parts=("train",))
     x_np = data["x_train"]
     n_train, in_dim = x_np.shape
     if cfg.batch_size > n_train:
         raise UserError(f"--batch_size {cfg.batch_size} is larger than the {n_train} "
                         "training images")
-    for folder in (cfg.model_dir, cfg.images_dir, cfg.logs_dir):
+    if world > 1 and (cfg.batch_size % world or n_train % cfg.batch_size):
+        raise UserError(f"data parallel over {world} processes needs --batch_size divisible by "
+                        f"{world} and --N_train divisible by --batch_size (got {cfg.batch_size} "
+                        f"and {n_train}), so that every process gets equal shards")
+    shard = cfg.batch_size // world  # rows of each mini-batch this process works on
+    for folder in (cfg.model_dir, cfg.images_dir, cfg.logs_dir) if is_main else ():
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as err:
             raise UserError(f"cannot create folder {folder}: {err.strerror}") from None
     last_path = os.path.join(cfg.model_dir, "last.npz")
     csv_path = os.path.join(cfg.logs_dir, "loss.csv")
-    log = get_logger("train", os.path.join(cfg.logs_dir, "train.log"))
+    log = get_logger("train", os.path.join(cfg.logs_dir, "train.log") if is_main else None)
+    if not is_main:
+        log.setLevel("WARNING")
+    sync = average_gradients if world > 1 else no_sync
 
     seed_everything(cfg.seed)
     nets = build_networks(cfg, in_dim)
@@ -299,7 +353,7 @@ def main(argv=None):
     start_epoch, start_batch, partial_sums = 0, 0, [0.0, 0.0, 0.0]
     history = []
     if cfg.resume:
-        for name in checkpoint.remove_stale_temporaries(cfg.model_dir):
+        for name in checkpoint.remove_stale_temporaries(cfg.model_dir) if is_main else ():
             log.info("removed %s, left by an interrupted write", name)
         if not os.path.isfile(last_path):
             raise UserError(f"--resume: no {last_path} to resume from; start without --resume")
@@ -313,11 +367,12 @@ def main(argv=None):
         log.info("resumed from %s at epoch %d, batch %d", last_path, start_epoch, start_batch)
     else:
         log.info("new run")
-    checkpoint.atomic_write(os.path.join(cfg.logs_dir, "train_config.json"),
-                            lambda f: f.write(cfg.to_json().encode()))
+    if is_main:
+        checkpoint.atomic_write(os.path.join(cfg.logs_dir, "train_config.json"),
+                                lambda f: f.write(cfg.to_json().encode()))
     log.info("config: %s", cfg.to_dict())
-    log.info("device %s, threads %s, %d training images of %d pixels, data %s",
-             device, utils.cpu_env.SETTINGS, n_train, in_dim, data["meta"])
+    log.info("device %s x %d process(es), threads %s, %d training images of %d pixels, data %s",
+             device, world, utils.cpu_env.SETTINGS, n_train, in_dim, data["meta"])
 
     x_all = paddle.to_tensor(x_np)
     del data, x_np
@@ -340,11 +395,26 @@ def main(argv=None):
     def sample_prior(n):
         return paddle.normal(0.0, cfg.std, [n, cfg.latent_dim])
 
+    def write_epoch_outputs(epoch, row, images_per_s):
+        """The resume point, the loss CSV and plot, the sample grid, the kept checkpoint."""
+        save_state(epoch + 1, 0, [0.0, 0.0, 0.0])
+        write_loss_csv(csv_path, history)
+        grid_path = None
+        if epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1:
+            grid_path = save_samples(epoch)
+        if vdl is not None:
+            log_epoch_to_visualdl(vdl, row, images_per_s, grid_path)
+        if (epoch + 1) % cfg.save_every == 0 or epoch == cfg.n_epochs - 1:
+            path = os.path.join(cfg.model_dir, f"model{epoch}.npz")
+            checkpoint.save(path, nets, {"config": cfg.to_dict(), "epoch": epoch + 1})
+            log.info("saved %s", path)
+        plot_losses(history, os.path.join(cfg.images_dir, "loss_curve.png"))
+
     vdl = None  # created only now, so a refused --resume leaves the old VisualDL file alone
-    if log_writer is not None:
+    if log_writer is not None and is_main:
         vdl = open_visualdl(log_writer, os.path.join(cfg.logs_dir, "vdl"))
 
-    progress = _progress_bar()
+    progress = _progress_bar(enabled=is_main)
     t_run = time.perf_counter()
     steps_run = 0
     with vdl or contextlib.nullcontext(), StopFlag() as stop:
@@ -360,16 +430,21 @@ def main(argv=None):
             t_epoch = time.perf_counter()
             bar = progress(total=batches_per_epoch, initial=first, desc=f"epoch {epoch}")
             for batch in range(first, batches_per_epoch):
-                paddle.seed(step_seed(cfg.seed, epoch * batches_per_epoch + batch))
-                x = x_epoch[batch * cfg.batch_size:(batch + 1) * cfg.batch_size]
-                losses = train_step(x, nets, opts, sample_prior)
+                paddle.seed(step_seed(cfg.seed, epoch * batches_per_epoch + batch, rank, world))
+                start = batch * cfg.batch_size
+                rows = min(cfg.batch_size, n_train - start)  # the last batch may be short
+                x = x_epoch[start + rank * shard:start + min(rows, (rank + 1) * shard)]
+                losses = train_step(x, nets, opts, sample_prior, sync)
+                stop_now = stop.requested
+                if world > 1:  # every process logs and decides on the same numbers
+                    losses, stop_now = mean_over_processes(losses, stop_now)
                 if not all(math.isfinite(v) for v in losses):
                     raise UserError(
                         f"non-finite loss at epoch {epoch}, batch {batch} "
                         f"({dict(zip(LOSS_NAMES, losses))}); training stopped, the last good "
                         f"state is in {last_path}; try a smaller learning rate")
                 for i, v in enumerate(losses):
-                    sums[i] += v * x.shape[0]
+                    sums[i] += v * rows
                 steps_run += 1
                 bar.update(1)
                 if bar.n % 20 == 0:
@@ -377,9 +452,10 @@ def main(argv=None):
                     bar.set_postfix(recon=f"{losses[0]:.4f}", d=f"{losses[1]:.3f}",
                                     g=f"{losses[2]:.3f}",
                                     img_per_s=f"{seen / (time.perf_counter() - t_epoch):.0f}")
-                if stop.requested and batch + 1 < batches_per_epoch:
+                if stop_now and batch + 1 < batches_per_epoch:
                     bar.close()
-                    save_state(epoch, batch + 1, sums)
+                    if is_main:
+                        save_state(epoch, batch + 1, sums)
                     log.info("interrupted: state after epoch %d batch %d saved to %s; "
                              "continue with --resume", epoch, batch, last_path)
                     raise KeyboardInterrupt
@@ -389,21 +465,11 @@ def main(argv=None):
             means = [s / n_train for s in sums]
             row = {"epoch": epoch, **dict(zip(LOSS_NAMES, means)), "seconds": seconds}
             history.append(row)
-            save_state(epoch + 1, 0, [0.0, 0.0, 0.0])
-            write_loss_csv(csv_path, history)
             log.info("[Epoch %d/%d] recon_loss %.6f  d_loss %.6f  g_loss %.6f  (%.1f s, %.0f img/s)",
                      epoch, cfg.n_epochs, *means, seconds, images_per_s)
-            grid_path = None
-            if epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1:
-                grid_path = save_samples(epoch)
-            if vdl is not None:
-                log_epoch_to_visualdl(vdl, row, images_per_s, grid_path)
-            if (epoch + 1) % cfg.save_every == 0 or epoch == cfg.n_epochs - 1:
-                path = os.path.join(cfg.model_dir, f"model{epoch}.npz")
-                checkpoint.save(path, nets, {"config": cfg.to_dict(), "epoch": epoch + 1})
-                log.info("saved %s", path)
-            plot_losses(history, os.path.join(cfg.images_dir, "loss_curve.png"))
-            if stop.requested:
+            if is_main:
+                write_epoch_outputs(epoch, row, images_per_s)
+            if stop_now:
                 log.info("interrupted after epoch %d; continue with --resume", epoch)
                 raise KeyboardInterrupt
 
@@ -421,10 +487,12 @@ def main(argv=None):
     }
 
 
-def _progress_bar():
-    """tqdm on a terminal; silent (log lines only) when output goes to a file."""
+def _progress_bar(enabled=True):
+    """tqdm on a terminal; silent (log lines only) when output goes to a file, and in all but
+    the first data-parallel process."""
     from tqdm import tqdm
-    return lambda **kw: tqdm(leave=False, disable=None, dynamic_ncols=True, **kw)
+    return lambda **kw: tqdm(leave=False, disable=None if enabled else True, dynamic_ncols=True,
+                             **kw)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ SPLIT_FILE = "mnist_split.npz"
 FORMAT_VERSION = 1  # bump when the npz layout changes; load_split refuses other versions
 CONFIG_KEYS = ["data_dir", "N_valid", "seed", "logs_dir"]
 
-# sha256 of the *decompressed* idx files (the original MNIST bytes; /work/shared/mnist/README.md).
+# sha256 of the *decompressed* idx files (the original MNIST bytes; data/mnist/README.md).
 # Checking the content rather than the .gz accepts an official download, a recompressed copy
 # and an uncompressed copy alike.
 MNIST_SHA256 = {

@@ -10,7 +10,7 @@ sigma, and a point x is scored by the log of that mixture's density:
 sigma is the one that maximises the mean LL of a validation set (`cross_validate_sigma`); the
 test set's mean LL is reported with its standard error (`mean_and_standard_error`).
 
-How it is computed (timings: benchmarks/bench_parzen.py and /work/shared/PERF_NOTES.md):
+How it is computed (timings: benchmarks/bench_parzen.py):
 - Squared distances come from the expansion ||x||^2 - 2 x.g + ||g||^2 in float32, one BLAS
   matmul per block of rows of x, after both sets are centred on the samples' mean. Centring
   shrinks the norms the expansion cancels; on real MNIST it cut the worst error against

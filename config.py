@@ -1,11 +1,12 @@
 """The one configuration object of the project.
 
 ``Config`` holds every setting of data_maker.py, train.py and eval.py with the reference
-reproduction's values as defaults (keil555/AAE_paddle, which follows Makhzani et al. 2015, §5
+reproduction's values as defaults (keil555/AAE_paddle, which follows Makhzani et al. 2015, §3
 and Appendix A for MNIST). Each script accepts the subset of fields it uses as command-line
 options under the same names as the reference (``--n_epochs``, ``--N_train``, ``--load_epoch``,
 ...). Unknown options, wrong types and impossible values are refused before any work starts,
-with a message naming the option.
+with a message naming the option. ``PRESETS`` names the settings of each experiment of the
+paper (``python train.py --preset gmm_labels``); options given on the command line win.
 """
 import argparse
 import dataclasses
@@ -22,6 +23,48 @@ def _f(default, help, **meta):
     return field(default=default, metadata={"help": help, **meta})
 
 
+def _run_dirs(name):
+    """Each preset writes to its own runs/<name>/ folders, so experiments do not overwrite
+    one another (the defaults keep model/, images/ and logs/)."""
+    return {"model_dir": f"runs/{name}/model", "images_dir": f"runs/{name}/images",
+            "logs_dir": f"runs/{name}/logs"}
+
+
+# Settings shared by the 2-d and supervised experiments. The paper's §2.3 and §4 give no layer
+# sizes, learning rates or epochs for them in what this project could check, so they keep the
+# likelihood model's (1200-unit layers, dropout 0.2, the reference's learning rates, 200
+# epochs): chosen because that model is known to train on MNIST here. The encoder is the
+# deterministic z = mu of the paper: the reference's Gaussian encoder adds noise of std 5,
+# larger than the whole 2-d mixture or swiss roll.
+_PAPER_ENCODER = {"encoder": "deterministic"}
+_CODE_2D = {"latent_dim": 2, **_PAPER_ENCODER}
+
+# name -> (one-line description, overrides of the defaults). ``--preset NAME`` applies them;
+# options given on the command line win.
+PRESETS = {
+    "likelihood": ("paper §3 / Table 1: the MNIST likelihood model, 8-d Gaussian prior "
+                   "(= the defaults)", {}),
+    "gaussian_2d": ("Figure 2a/2e: 2-d code, 2-d Gaussian prior, no labels",
+                    {**_CODE_2D, **_run_dirs("gaussian_2d")}),
+    "gmm_2d": ("Figure 2b: 2-d code, mixture of 10 2-d Gaussians, no labels",
+               {**_CODE_2D, "prior": "gmm", **_run_dirs("gmm_2d")}),
+    "gmm_labels": ("Figures 3 and 4a/b: mixture of 10 2-d Gaussians, the discriminator also sees "
+                   "the labels of 10k digits (40k unlabelled)",
+                   {**_CODE_2D, "prior": "gmm", "labels": "regularization",
+                    **_run_dirs("gmm_labels")}),
+    "swiss_roll_labels": ("Figures 3 and 4c/d: 2-d swiss roll in 10 sections, the "
+                          "discriminator also sees the labels of 10k digits (40k unlabelled)",
+                          {**_CODE_2D, "prior": "swiss_roll", "labels": "regularization",
+                           **_run_dirs("swiss_roll_labels")}),
+    "supervised_15d": ("Figures 6 and 7 (MNIST): the decoder gets the one-hot label, the code a "
+                       "15-d Gaussian style",
+                       {"latent_dim": 15, **_PAPER_ENCODER, "labels": "supervised",
+                        **_run_dirs("supervised_15d")}),
+    "supervised_2d": ("Figures 6 and 7 with a 2-d style code, to look at the style space",
+                      {**_CODE_2D, "labels": "supervised", **_run_dirs("supervised_2d")}),
+}
+
+
 @dataclass
 class Config:
     # ---- data -------------------------------------------------------------------------
@@ -31,7 +74,7 @@ class Config:
     N_test: int = _f(10000, "test images the log-likelihood is reported on (reference: all 10k)")
     # ---- model ------------------------------------------------------------------------
     N: int = _f(1200, "hidden units per layer (paper Appendix A; reference)")
-    latent_dim: int = _f(8, "size of the code z (paper §5: 8-d for the MNIST likelihood)")
+    latent_dim: int = _f(8, "size of the code z (paper §3: 8-d for the MNIST likelihood)")
     std: float = _f(5.0, "std of the Gaussian prior p(z) = N(0, std^2 I) (paper Appendix A)")
     dropout: float = _f(0.2, "dropout rate after each hidden layer (reference; not in the paper)",
                         low=0.0, high=0.99)
@@ -40,6 +83,31 @@ class Config:
                       choices=("gaussian", "deterministic"))
     eps_std: float = _f(5.0, "std of eps in the Gaussian encoder; the reference draws eps from "
                         "N(0, 5^2), a standard VAE from N(0, 1)")
+    # ---- prior p(z) and labels (paper §2, §2.3, §4; Figures 2-7) ------------------------
+    prior: str = _f("gaussian", "p(z): gaussian = N(0, std^2 I) (paper §3); gmm = 2-d mixture of "
+                    "n_components Gaussians on a circle (Figures 2b, 4a); swiss_roll = 2-d spiral "
+                    "in n_components sections (Figure 4c)",
+                    choices=("gaussian", "gmm", "swiss_roll"))
+    n_components: int = _f(10, "mixture components / swiss roll sections (paper Figures 2-4: one "
+                           "per digit)")
+    gmm_radius: float = _f(1.4, "distance of the mixture means from the origin (chosen to give the "
+                           "petal shape of the paper's Figure 2b, which states no numbers; the "
+                           "value of musyoku/adversarial-autoencoder)", low=0.0)
+    gmm_radial_std: float = _f(0.5, "std of each mixture component along its radius (chosen as "
+                               "gmm_radius)")
+    gmm_tangential_std: float = _f(0.05, "std of each mixture component across its radius "
+                                   "(chosen as gmm_radius)")
+    swiss_roll_radius: float = _f(3.0, "outer radius of the swiss roll (chosen as gmm_radius: the "
+                                  "paper states no numbers; musyoku's value)")
+    swiss_roll_turns: float = _f(2.0, "turns of the swiss roll (chosen as swiss_roll_radius)")
+    labels: str = _f("none", "none; regularization: the discriminator also sees a one-hot label "
+                     "with an extra 'unlabeled' slot (paper §2.3, Figures 3-4); supervised: the "
+                     "decoder sees the one-hot label, the code learns the style (paper §4, "
+                     "Figures 6-7)", choices=("none", "regularization", "supervised"))
+    n_labeled: int = _f(10000, "with --labels regularization: training images that keep their "
+                        "label, the same number from each class (paper §2.3, Figure 4: 10k)")
+    n_unlabeled: int = _f(40000, "with --labels regularization: training images used without "
+                          "their label (paper §2.3, Figure 4: 40k)", low=0)
     # ---- training ---------------------------------------------------------------------
     n_epochs: int = _f(200, "training epochs (reference)")
     batch_size: int = _f(100, "mini-batch size (paper Appendix A; reference)")
@@ -71,6 +139,12 @@ class Config:
     interpolate: bool = _f(False, "also write images/interpolation.png: pairs of test digits "
                            "encoded, the line between their codes decoded (not in the paper; "
                            "shows whether the code space is smooth)")
+    # ---- presets ----------------------------------------------------------------------
+    preset: Optional[str] = _f(None, "a named set of the settings above, one per experiment of "
+                               "the paper; options given on the command line win. "
+                               + "; ".join(f"{name}: {text}" for name, (text, _) in
+                                           PRESETS.items()),
+                               choices=tuple(PRESETS))
 
     # ---------------------------------------------------------------------------------
     def validate(self):
@@ -91,13 +165,42 @@ class Config:
                 raise UserError(f"--{f.name} must be <= {high}, got {value}")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
+            value = getattr(self, f.name)
+            if choices and value not in choices and not (value is None and f.default is None):
                 raise UserError(f"--{f.name} must be one of {', '.join(choices)}, "
-                                f"got {getattr(self, f.name)!r}")
+                                f"got {value!r}")
+        self._validate_prior_and_labels()
         if self.sigma_min > self.sigma_max:
             raise UserError(f"--sigma_min ({self.sigma_min}) must not exceed --sigma_max "
                             f"({self.sigma_max}); both are log10 of sigma")
         return self
+
+    def _validate_prior_and_labels(self):
+        """The prior's dimension, and a setting that only one prior or label mode uses is
+        refused with the others when changed from its default: no option is silently
+        ignored."""
+        if self.prior != "gaussian" and self.latent_dim != 2:
+            raise UserError(f"--prior {self.prior} is 2-d: it needs --latent_dim 2, got "
+                            f"{self.latent_dim}")
+        if self.labels == "regularization" and self.prior == "gaussian":
+            raise UserError("--labels regularization routes each label to its own mixture "
+                            "component or swiss roll section: use --prior gmm or swiss_roll")
+        used_only_with = {
+            "std": ("prior", "gaussian"),
+            "n_components": ("prior", ("gmm", "swiss_roll")),
+            "gmm_radius": ("prior", "gmm"), "gmm_radial_std": ("prior", "gmm"),
+            "gmm_tangential_std": ("prior", "gmm"),
+            "swiss_roll_radius": ("prior", "swiss_roll"),
+            "swiss_roll_turns": ("prior", "swiss_roll"),
+            "n_labeled": ("labels", "regularization"),
+            "n_unlabeled": ("labels", "regularization"),
+        }
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name, (switch, wanted) in used_only_with.items():
+            wanted = (wanted,) if isinstance(wanted, str) else wanted
+            if getattr(self, switch) not in wanted and getattr(self, name) != defaults[name]:
+                raise UserError(f"--{name} is used only with --{switch} {' or '.join(wanted)} "
+                                f"(--{switch} is {getattr(self, switch)})")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -172,13 +275,17 @@ def _arg_type(tp, name):
     return convert
 
 
-def build_parser(prog, keys, description=""):
+def build_parser(prog, keys, description="", explicit_only=False):
+    """An argparse parser for the Config fields ``keys``. ``explicit_only``: the parsed
+    namespace holds only the options given on the command line (so that they can win over a
+    preset); the defaults come from Config."""
     parser = _Parser(prog=prog, description=description, allow_abbrev=False)
     fields = {f.name: f for f in dataclasses.fields(Config)}
     for key in keys:
         f = fields[key]
         tp = _field_type(f)
-        kwargs = {"help": f"{f.metadata['help']} (default: {f.default})", "default": f.default}
+        kwargs = {"help": f"{f.metadata['help']} (default: {f.default})",
+                  "default": argparse.SUPPRESS if explicit_only else f.default}
         if tp is bool:
             # --resume alone means true; --resume false / --resume 0 are accepted too.
             kwargs.update(type=parse_bool, nargs="?", const=True, metavar="BOOL")
@@ -191,10 +298,21 @@ def build_parser(prog, keys, description=""):
 
 
 def parse_config(prog, keys, argv=None, description=""):
-    """Defaults, overridden by the command line; refuses unknown options and bad values."""
-    parser = build_parser(prog, keys, description)
-    args = parser.parse_args([] if argv is None else list(argv))
-    return Config(**vars(args)).validate()
+    """Defaults, overridden by ``--preset``'s settings, overridden by the options given;
+    refuses unknown options and bad values."""
+    parser = build_parser(prog, keys, description, explicit_only=True)
+    given = vars(parser.parse_args([] if argv is None else list(argv)))
+    return resolve(given)
+
+
+def resolve(given):
+    """The Config of defaults < the preset named in ``given`` (if any) < ``given``."""
+    preset = given.get("preset")
+    if preset is not None and preset not in PRESETS:
+        raise UserError(f"--preset {preset!r} is unknown; presets: {', '.join(PRESETS)}")
+    values = dict(PRESETS[preset][1]) if preset is not None else {}
+    values.update(given)
+    return Config(**values).validate()
 
 
 def sigma_grid(cfg):

@@ -1,4 +1,4 @@
-"""Parzen-window log-likelihood of a trained AAE on the MNIST test set (paper §5, Table 1).
+"""Parzen-window log-likelihood of a trained AAE on the MNIST test set (paper §3, Table 1).
 
 Draws N_gen codes from the prior, decodes them (eval mode, no gradients, the decoder's pixel
 means), fits a Gaussian Parzen window on those samples, chooses its width sigma by the mean
@@ -8,6 +8,7 @@ standard error:
     python eval.py                              # model/model199.npz
     python eval.py --load_epoch 0 --N_gen 1000
     python eval.py --checkpoint runs/seed0/model/model199.npz --sigma 0.15
+    python eval.py --preset gmm_labels          # that preset's runs/gmm_labels/model/model199.npz
 
 Writes logs/eval.log, logs/eval.json and images/sigma_cv.png (the cross-validation curve),
 images/eval_samples.png (100 of the samples) and images/latent_scatter.png (the encoder's means
@@ -27,7 +28,8 @@ import paddle
 import config
 from data_maker import load_split
 from network import build_networks
-from train import select_device
+from priors import build_prior
+from train import one_hot, select_device
 from utils import checkpoint
 from utils.errors import UserError, run_cli
 from utils.log import get_logger
@@ -38,12 +40,22 @@ from utils.parzen_ll import cross_validate_sigma, mean_and_standard_error, parze
 EVAL_KEYS = [
     "data_dir", "N_valid", "N_test", "N_gen", "load_epoch", "checkpoint", "trust_pickle",
     "sigma", "sigma_min", "sigma_max", "sigma_num", "seed", "device", "model_dir", "images_dir",
-    "logs_dir", "save_samples", "interpolate",
+    "logs_dir", "save_samples", "interpolate", "preset",
 ]
 GENERATION_BATCH = 1000
 SCATTER_POINTS = 5000  # test digits in the latent scatter plot: enough to see every class
 INTERPOLATION_PAIRS = 8  # rows of images/interpolation.png
 INTERPOLATION_STEPS = 10  # columns: both ends (the two digits' codes) and 8 points between
+
+
+def checkpoint_path(cfg):
+    """--checkpoint, else <model_dir>/model<load_epoch>.npz; refused if it does not exist."""
+    path = cfg.checkpoint or os.path.join(cfg.model_dir, f"model{cfg.load_epoch}.npz")
+    if not os.path.isfile(path):
+        hint = ("train one with python train.py" if cfg.checkpoint is None else
+                "check the path")
+        raise UserError(f"checkpoint {path} not found; {hint}")
+    return path
 
 
 def load_model(path, trust_pickle=False):
@@ -56,27 +68,44 @@ def load_model(path, trust_pickle=False):
     out_bias = arrays.get("net/decoder/model.6.bias")  # the decoder's output layer
     if out_bias is None:
         raise UserError(f"{path} holds no decoder weights")
-    nets = build_networks(train_cfg, in_dim=out_bias.shape[0])
+    nets = build_networks(train_cfg, in_dim=out_bias.shape[0],
+                          n_classes=saved_n_classes(train_cfg, arrays))
     checkpoint.restore_networks(nets, arrays, path)
     for layer in nets.values():
         layer.eval()
     return nets, train_cfg, meta
 
 
+def saved_n_classes(train_cfg, arrays):
+    """The number of classes a checkpoint's label inputs were made for (10 without labels):
+    the label units of its first decoder or discriminator layer."""
+    if train_cfg.labels == "supervised":
+        return arrays["net/decoder/model.0.weight"].shape[0] - train_cfg.latent_dim
+    if train_cfg.labels == "regularization":  # one more unit: 'unlabelled'
+        return arrays["net/discriminator/model.0.weight"].shape[0] - train_cfg.latent_dim - 1
+    return 10
+
+
 def generate(decoder, train_cfg, n, seed, progress=None):
-    """n samples of p(x) = E_z p(x|z), z from the prior: the decoder's pixel means in [0, 1]."""
-    z = np.random.default_rng(seed).normal(0.0, train_cfg.std, (n, train_cfg.latent_dim))
-    return decode(decoder, z, progress)
+    """n samples of p(x) = E_z p(x|z), z from the prior: the decoder's pixel means in [0, 1].
+    A supervised decoder p(x|y, z) gets the classes in turn (0, 1, ..., 0, 1, ...), so that
+    each class has the same share."""
+    z = build_prior(train_cfg).sample(n, np.random.default_rng(seed))
+    labels = np.arange(n) % decoder.label_dim if decoder.label_dim else None
+    return decode(decoder, z, progress, labels)
 
 
-def decode(decoder, z, progress=None):
-    """The decoder's pixel means for codes z [n, latent_dim] (eval mode, no gradients)."""
+def decode(decoder, z, progress=None, labels=None):
+    """The decoder's pixel means for codes z [n, latent_dim] (eval mode, no gradients);
+    ``labels`` [n] for a supervised decoder."""
     decoder.eval()
     out = []
     with paddle.no_grad():
         for start in range(0, len(z), GENERATION_BATCH):
             z_batch = paddle.to_tensor(z[start:start + GENERATION_BATCH].astype("float32"))
-            out.append(decoder.probs(z_batch).numpy())
+            y_batch = (one_hot(labels[start:start + GENERATION_BATCH], decoder.label_dim)
+                       if decoder.label_dim else None)
+            out.append(decoder.probs(z_batch, y_batch).numpy())
             if progress is not None:
                 progress(len(out[-1]))
     return np.concatenate(out).astype(np.float32)
@@ -124,11 +153,7 @@ def main(argv=None):
     cfg = config.parse_config("eval.py", EVAL_KEYS, argv, description=__doc__.split("\n")[0])
     timings = {}
     t0 = time.perf_counter()
-    path = cfg.checkpoint or os.path.join(cfg.model_dir, f"model{cfg.load_epoch}.npz")
-    if not os.path.isfile(path):
-        hint = ("train one with python train.py" if cfg.checkpoint is None else
-                "check the path")
-        raise UserError(f"checkpoint {path} not found; {hint}")
+    path = checkpoint_path(cfg)
     if cfg.save_samples and not cfg.save_samples.endswith(".npy"):
         raise UserError(f"--save_samples {cfg.save_samples}: the file name must end in .npy")
     if cfg.interpolate and cfg.N_test < 2:
@@ -196,7 +221,11 @@ def main(argv=None):
     if cfg.interpolate:
         pairs = interpolation_pairs(len(x_test), cfg.seed)
         ends = encode_means(nets["encoder"], x_test[pairs.ravel()])  # [2 * pairs, latent_dim]
-        images = decode(nets["decoder"], line_points(ends[0::2], ends[1::2], INTERPOLATION_STEPS))
+        # a supervised decoder keeps the first digit's label along the line (only the style moves)
+        labels = (np.repeat(data["y_test"][pairs[:, 0]], INTERPOLATION_STEPS)
+                  if nets["decoder"].label_dim else None)
+        images = decode(nets["decoder"], line_points(ends[0::2], ends[1::2], INTERPOLATION_STEPS),
+                        labels=labels)
         interpolation_path = plot_interpolations(
             images, INTERPOLATION_STEPS, os.path.join(cfg.images_dir, "interpolation.png"))
         log.info("interpolated between test images %s", pairs.tolist())

@@ -1,9 +1,14 @@
-"""The three networks of the MNIST adversarial autoencoder (paper §5 and Appendix A).
+"""The three networks of the MNIST adversarial autoencoder (paper §3 and Appendix A).
 
 Encoder q(z|x), decoder p(x|z) and discriminator D(z): fully connected, two hidden layers of
 ``hidden`` units with ReLU, dropout after each hidden layer as in the reference reproduction.
 Layer indices inside each ``model`` Sequential are the reference's (Linear at 0, 3 and 6), so
 the parameter names match its checkpoints (``model.0.weight``, ``mu.weight``, ...).
+
+The decoder and the discriminator optionally take a one-hot label next to the code
+(``label_dim`` extra input units): the supervised AAE's decoder (paper §4) and the
+label-regularized discriminator (paper §2.3). With ``label_dim=0``, the default, they are the
+likelihood model's networks, unchanged.
 
 Every network takes its sizes as arguments; nothing here reads globals or files. The decoder
 and the discriminator return logits, so the losses can use the numerically stable
@@ -81,37 +86,67 @@ class Encoder(nn.Layer):
         return mu + paddle.exp(0.5 * self.logvar(h)) * eps
 
 
-class Decoder(nn.Layer):
-    """p(x|z): code -> logits of the pixel means (Bernoulli decoder, sigmoid output)."""
+def _with_label(z, label, label_dim, who):
+    """[z, label] for a network with ``label_dim`` extra input units, z alone without."""
+    if not label_dim:
+        if label is not None:
+            raise ValueError(f"this {who} takes no label input")
+        return z
+    if label is None or label.shape[-1] != label_dim:
+        raise ValueError(f"this {who} needs a one-hot label of {label_dim} units")
+    return paddle.concat([z, label.astype(z.dtype)], axis=1)  # [B, latent_dim + label_dim]
 
-    def __init__(self, latent_dim, hidden, out_dim, dropout=0.2):
+
+class Decoder(nn.Layer):
+    """p(x|z): code -> logits of the pixel means (Bernoulli decoder, sigmoid output).
+
+    ``label_dim`` > 0: the supervised AAE's decoder p(x|y, z) (paper §4, Figure 6), which also
+    receives the one-hot label y, so that the code z is left to learn the style."""
+
+    def __init__(self, latent_dim, hidden, out_dim, dropout=0.2, label_dim=0):
         super().__init__()
-        self.model = nn.Sequential(*_hidden_stack(latent_dim, hidden, dropout),
+        self.label_dim = int(label_dim)
+        self.model = nn.Sequential(*_hidden_stack(latent_dim + self.label_dim, hidden, dropout),
                                    nn.Linear(hidden, out_dim))
 
-    def forward(self, z):
-        return self.model(z)  # [B, out_dim] logits
+    def forward(self, z, y_onehot=None):
+        return self.model(_with_label(z, y_onehot, self.label_dim, "decoder"))  # [B, out] logits
 
-    def probs(self, z):
-        return F.sigmoid(self.model(z))  # [B, out_dim] pixel means in [0, 1]
+    def probs(self, z, y_onehot=None):
+        return F.sigmoid(self.forward(z, y_onehot))  # [B, out_dim] pixel means in [0, 1]
 
 
 class Discriminator(nn.Layer):
-    """D(z): the logit of 'z was drawn from the prior' (as opposed to 'z is a code of q(z|x)')."""
+    """D(z): the logit of 'z was drawn from the prior' (as opposed to 'z is a code of q(z|x)').
 
-    def __init__(self, latent_dim, hidden, dropout=0.2):
+    ``label_dim`` > 0: D(z, y) of the paper's §2.3 (Figure 3), which also receives a one-hot
+    label with an extra slot for 'unlabelled'; the label selects the decision boundary of its
+    own mixture component (or swiss roll section), the extra slot that of the whole prior."""
+
+    def __init__(self, latent_dim, hidden, dropout=0.2, label_dim=0):
         super().__init__()
-        self.model = nn.Sequential(*_hidden_stack(latent_dim, hidden, dropout),
+        self.label_dim = int(label_dim)
+        self.model = nn.Sequential(*_hidden_stack(latent_dim + self.label_dim, hidden, dropout),
                                    nn.Linear(hidden, 1))
 
-    def forward(self, z):
-        return self.model(z)  # [B, 1] logits
+    def forward(self, z, y_onehot=None):
+        return self.model(_with_label(z, y_onehot, self.label_dim, "discriminator"))  # [B, 1]
 
 
-def build_networks(cfg, in_dim):
-    """The three networks for a Config; ``in_dim`` comes from the data (784 for MNIST)."""
+def label_units(cfg, n_classes):
+    """(decoder, discriminator) label input units for a Config: the supervised decoder takes a
+    one-hot of n_classes; the label-regularized discriminator one of n_classes + 1, the last
+    unit meaning 'unlabelled' (paper §2.3: 11 units for MNIST's 10 digits)."""
+    return (n_classes if cfg.labels == "supervised" else 0,
+            n_classes + 1 if cfg.labels == "regularization" else 0)
+
+
+def build_networks(cfg, in_dim, n_classes=10):
+    """The three networks for a Config; ``in_dim`` and ``n_classes`` come from the data (784
+    pixels and 10 digits for MNIST; n_classes matters only with labels)."""
+    decoder_labels, discriminator_labels = label_units(cfg, n_classes)
     return {
         "encoder": Encoder(in_dim, cfg.N, cfg.latent_dim, cfg.dropout, cfg.encoder, cfg.eps_std),
-        "decoder": Decoder(cfg.latent_dim, cfg.N, in_dim, cfg.dropout),
-        "discriminator": Discriminator(cfg.latent_dim, cfg.N, cfg.dropout),
+        "decoder": Decoder(cfg.latent_dim, cfg.N, in_dim, cfg.dropout, decoder_labels),
+        "discriminator": Discriminator(cfg.latent_dim, cfg.N, cfg.dropout, discriminator_labels),
     }

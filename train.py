@@ -1,4 +1,4 @@
-"""Train the MNIST adversarial autoencoder (Makhzani et al. 2015, §2 and §5).
+"""Train the MNIST adversarial autoencoder (Makhzani et al. 2015, §2 and §3).
 
 Every mini-batch goes through three phases, as in the paper's §2 and the reference
 reproduction:
@@ -9,9 +9,16 @@ reproduction:
 3. regularization, generator: the encoder (train mode) learns to make D call its codes prior
    samples (its own Adam, ``reg_lr``).
 
+The prior is chosen by ``--prior`` (priors.py). Labels enter in one of two ways (``--labels``):
+``regularization`` (paper §2.3, Figures 3-4): D also sees a one-hot label with an extra
+'unlabelled' slot, and a labelled image's prior sample comes from its label's mixture component
+or swiss roll section; ``supervised`` (paper §4, Figures 6-7): the decoder also sees the one-hot
+label, so the code is left with the style. ``--preset NAME`` selects an experiment's settings.
+
     python train.py                      # the paper/reference config, 200 epochs
     python train.py --n_epochs 1 --N_train 2000
     python train.py --resume             # continue from model/last.npz
+    python train.py --preset gmm_labels  # Figure 4a/b; python train.py --help lists presets
 
 Outputs: logs/train.log, logs/loss.csv (epoch means), logs/train_config.json,
 images/epoch{N}.png (a fixed set of prior samples decoded), images/loss_curve.png,
@@ -35,8 +42,9 @@ import paddle.nn.functional as F
 from PIL import Image
 
 import config
-from data_maker import load_split
+from data_maker import N_CLASSES, load_split
 from network import build_networks
+from priors import UNLABELED, PaddleRandom, build_prior
 from utils import checkpoint
 from utils.errors import UserError, run_cli
 from utils.log import get_logger
@@ -47,10 +55,13 @@ TRAIN_KEYS = [
     "data_dir", "N_train", "N", "latent_dim", "std", "dropout", "encoder", "eps_std",
     "n_epochs", "batch_size", "gen_lr", "reg_lr", "seed", "save_every", "sample_every",
     "resume", "device", "model_dir", "images_dir", "logs_dir", "visualdl",
+    "prior", "n_components", "gmm_radius", "gmm_radial_std", "gmm_tangential_std",
+    "swiss_roll_radius", "swiss_roll_turns", "labels", "n_labeled", "n_unlabeled", "preset",
 ]
 # Settings that may differ between a run and its resumption (they do not change the math).
+# (A preset only names settings; the settings themselves are compared.)
 RESUMABLE_CHANGES = {"n_epochs", "resume", "device", "save_every", "sample_every",
-                     "model_dir", "images_dir", "logs_dir", "data_dir", "visualdl"}
+                     "model_dir", "images_dir", "logs_dir", "data_dir", "visualdl", "preset"}
 LOSS_NAMES = ("recon_loss", "d_loss", "g_loss")
 SAMPLE_GRID_ROWS = 10
 # One fixed file, rewritten by every run: VisualDL shows only the newest "vdlrecords*" file of
@@ -90,11 +101,13 @@ def average_gradients(*layers):
                     p.grad.scale_(1.0 / world)
 
 
-def reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_opt, sync=no_sync):
-    """Phase 1: update encoder and decoder to reconstruct x; returns the BCE per pixel."""
+def reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_opt, sync=no_sync,
+                         y_onehot=None):
+    """Phase 1: update encoder and decoder to reconstruct x; returns the BCE per pixel.
+    ``y_onehot``: the labels, for the supervised AAE's decoder p(x|y, z)."""
     encoder.train()
     decoder.train()
-    x_logits = decoder(encoder(x))
+    x_logits = decoder(encoder(x), y_onehot)
     recon_loss = F.binary_cross_entropy_with_logits(x_logits, x)
     recon_loss.backward()
     sync(encoder, decoder)
@@ -105,15 +118,19 @@ def reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_opt, sync=no_
     return recon_loss
 
 
-def discriminator_phase(x, z_prior, encoder, discriminator, discriminator_opt, sync=no_sync):
+def discriminator_phase(x, z_prior, encoder, discriminator, discriminator_opt, sync=no_sync,
+                        y_onehot=None):
     """Phase 2: update D to output 1 on prior samples z_prior and 0 on codes of x; returns
-    its loss."""
+    its loss. ``y_onehot``: with label regularization, the one-hot label D sees with both the
+    prior sample and the code of each row (z_prior[i] was drawn from that label's part of the
+    prior, paper §2.3)."""
     encoder.eval()
     discriminator.train()
     with paddle.no_grad():  # codes are constants here: no encoder gradient is needed
         z_codes = encoder(x)
     # One pass over [prior; codes]: the layers act row by row, so this equals two passes.
-    d_logits = discriminator(paddle.concat([z_prior, z_codes]))
+    d_labels = None if y_onehot is None else paddle.concat([y_onehot, y_onehot])
+    d_logits = discriminator(paddle.concat([z_prior, z_codes]), d_labels)
     targets = paddle.concat([paddle.ones([x.shape[0], 1]), paddle.zeros([x.shape[0], 1])])
     # The reference's loss is mean BCE on prior samples + mean BCE on codes: with equal
     # halves, twice the mean over the concatenation.
@@ -125,12 +142,13 @@ def discriminator_phase(x, z_prior, encoder, discriminator, discriminator_opt, s
     return d_loss
 
 
-def generator_phase(x, encoder, discriminator, generator_opt, sync=no_sync):
-    """Phase 3: update the encoder so D takes its codes for prior samples; returns its loss."""
+def generator_phase(x, encoder, discriminator, generator_opt, sync=no_sync, y_onehot=None):
+    """Phase 3: update the encoder so D takes its codes for prior samples; returns its loss.
+    ``y_onehot``: as in the discriminator phase."""
     encoder.train()
     discriminator.train()
     with frozen(discriminator):  # D is not updated here, so its weight gradients are skipped
-        d_logits = discriminator(encoder(x))
+        d_logits = discriminator(encoder(x), y_onehot)
         g_loss = F.binary_cross_entropy_with_logits(d_logits, paddle.ones_like(d_logits))
         g_loss.backward()
     sync(encoder)
@@ -139,16 +157,36 @@ def generator_phase(x, encoder, discriminator, generator_opt, sync=no_sync):
     return g_loss
 
 
-def train_step(x, nets, opts, sample_prior, sync=no_sync):
+def train_step(x, nets, opts, sample_prior, sync=no_sync, y=None):
     """The three phases on one mini-batch; returns the three losses as floats.
-    ``sample_prior(n)`` draws n codes from p(z); ``sync`` averages gradients across
-    data-parallel processes."""
+    ``sample_prior(n)`` draws n codes from p(z) (``sample_prior(n, y)`` with label
+    regularization: row i from the part of p(z) of label y[i]); ``sync`` averages gradients
+    across data-parallel processes; ``y``: the batch's labels as numpy ints, UNLABELED (-1)
+    where a label is not given, when a network takes labels."""
     enc, dec, disc = nets["encoder"], nets["decoder"], nets["discriminator"]
-    recon_loss = reconstruction_phase(x, enc, dec, opts["encoder"][0], opts["decoder"][0], sync)
-    z_prior = sample_prior(x.shape[0])  # drawn before the codes' noise, as the reference
-    d_loss = discriminator_phase(x, z_prior, enc, disc, opts["discriminator"][0], sync)
-    g_loss = generator_phase(x, enc, disc, opts["generator"][0], sync)
+    y_decoder = one_hot(y, dec.label_dim) if dec.label_dim else None
+    recon_loss = reconstruction_phase(x, enc, dec, opts["encoder"][0], opts["decoder"][0], sync,
+                                      y_decoder)
+    if disc.label_dim:
+        # Paper §2.3: the last of D's label units means 'unlabelled'; its prior samples come
+        # from the whole prior, those of a labelled image from its label's component.
+        z_prior = sample_prior(x.shape[0], y)
+        y_disc = one_hot(np.where(y == UNLABELED, disc.label_dim - 1, y), disc.label_dim)
+    else:
+        z_prior = sample_prior(x.shape[0])  # drawn before the codes' noise, as the reference
+        y_disc = None
+    d_loss = discriminator_phase(x, z_prior, enc, disc, opts["discriminator"][0], sync, y_disc)
+    g_loss = generator_phase(x, enc, disc, opts["generator"][0], sync, y_disc)
     return float(recon_loss), float(d_loss), float(g_loss)
+
+
+def one_hot(labels, n_units):
+    """[n, n_units] float32 one-hot rows of integer labels in [0, n_units)."""
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_units):
+        raise ValueError(f"labels must be in [0, {n_units}) for {n_units} label units, got "
+                         f"[{labels.min()}, {labels.max()}]")
+    return paddle.to_tensor(np.eye(n_units, dtype=np.float32)[labels])
 
 
 def make_optimizers(cfg, nets):
@@ -186,9 +224,49 @@ def epoch_order(seed, epoch, n):
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def fixed_prior_samples(seed, n, latent_dim, std):
-    """The codes decoded for every epoch's sample grid (the same ones each epoch)."""
-    return np.random.default_rng([seed, 2**32 - 1]).normal(0.0, std, (n, latent_dim))
+def sample_grid_codes(seed, prior, labels_mode, n_classes, rows=SAMPLE_GRID_ROWS):
+    """The codes decoded for every epoch's sample grid (the same ones each epoch): (codes,
+    decoder labels or None, images per grid row).
+
+    Supervised: a row per style drawn from the prior, a column per class (the paper's Figure
+    7). A prior with components: a column per component (with label regularization, the
+    component of that column's digit). Otherwise rows * rows samples of the prior."""
+    rng = np.random.default_rng([seed, 2**32 - 1])
+    if labels_mode == "supervised":
+        styles = prior.sample(rows, rng)  # [rows, latent_dim]
+        return (np.repeat(styles, n_classes, axis=0), np.tile(np.arange(n_classes), rows),
+                n_classes)
+    if prior.n_components:
+        components = np.tile(np.arange(prior.n_components), rows)
+        return prior.sample(len(components), rng, components), None, prior.n_components
+    return prior.sample(rows * rows, rng), None, rows
+
+
+def labeled_subset(y, n_labeled, n_unlabeled, n_classes, seed):
+    """The training images of label regularization (paper §2.3: 10k labelled + 40k unlabelled
+    MNIST digits): (indices into y, the labels the model is given: UNLABELED for the
+    unlabelled ones). The labelled ones hold the same number of each class (the first
+    n_labeled % n_classes classes one more), the unlabelled ones are drawn from the rest; both
+    are fixed by the seed."""
+    rng = np.random.default_rng([seed, 2**32 - 2])  # a stream of its own (see epoch_order)
+    per_class = np.full(n_classes, n_labeled // n_classes)
+    per_class[:n_labeled % n_classes] += 1
+    labeled = []
+    for digit in range(n_classes):
+        members = np.flatnonzero(y == digit)
+        if len(members) < per_class[digit]:
+            raise UserError(f"--n_labeled {n_labeled} needs {per_class[digit]} images of class "
+                            f"{digit}, the first --N_train {len(y)} training images hold "
+                            f"{len(members)}; lower --n_labeled or raise --N_train")
+        labeled.append(rng.choice(members, per_class[digit], replace=False))
+    labeled = np.sort(np.concatenate(labeled))
+    rest = np.setdiff1d(np.arange(len(y)), labeled)
+    if n_unlabeled > len(rest):
+        raise UserError(f"--n_labeled {n_labeled} + --n_unlabeled {n_unlabeled} exceed the "
+                        f"--N_train {len(y)} training images; lower them or raise --N_train")
+    unlabeled = np.sort(rng.choice(rest, n_unlabeled, replace=False))
+    return (np.concatenate([labeled, unlabeled]),
+            np.concatenate([y[labeled], np.full(n_unlabeled, UNLABELED, dtype=y.dtype)]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -325,7 +403,17 @@ def main(argv=None):
     rank, world = init_data_parallel()
     is_main = rank == 0  # the one process that writes logs, images and checkpoints
     data = load_split(cfg.data_dir, n_train=cfg.N_train, parts=("train",))
-    x_np = data["x_train"]
+    x_np, y_np = data["x_train"], data["y_train"]
+    n_classes = N_CLASSES  # 10 digits (not y.max() + 1: a small subset may lack one)
+    prior = build_prior(cfg)
+    if cfg.labels == "regularization":
+        if prior.n_components != n_classes:
+            raise UserError(f"--labels regularization gives each of the {n_classes} classes "
+                            f"its own part of the prior: --n_components must be {n_classes}, "
+                            f"got {prior.n_components}")
+        used, y_np = labeled_subset(y_np, cfg.n_labeled, cfg.n_unlabeled, n_classes, cfg.seed)
+        x_np = x_np[used]
+    y_seen = y_np if cfg.labels != "none" else None  # the labels the model is given
     n_train, in_dim = x_np.shape
     if cfg.batch_size > n_train:
         raise UserError(f"--batch_size {cfg.batch_size} is larger than the {n_train} "
@@ -348,7 +436,7 @@ def main(argv=None):
     sync = average_gradients if world > 1 else no_sync
 
     seed_everything(cfg.seed)
-    nets = build_networks(cfg, in_dim)
+    nets = build_networks(cfg, in_dim, n_classes)
     opts = make_optimizers(cfg, nets)
     start_epoch, start_batch, partial_sums = 0, 0, [0.0, 0.0, 0.0]
     history = []
@@ -373,12 +461,18 @@ def main(argv=None):
     log.info("config: %s", cfg.to_dict())
     log.info("device %s x %d process(es), threads %s, %d training images of %d pixels, data %s",
              device, world, utils.cpu_env.SETTINGS, n_train, in_dim, data["meta"])
+    if cfg.labels == "regularization":
+        log.info("label regularization: %d labelled images (per class %s), %d unlabelled",
+                 int(np.sum(y_seen != UNLABELED)),
+                 np.bincount(y_seen[y_seen != UNLABELED], minlength=n_classes).tolist(),
+                 int(np.sum(y_seen == UNLABELED)))
 
     x_all = paddle.to_tensor(x_np)
     del data, x_np
     batches_per_epoch = math.ceil(n_train / cfg.batch_size)
-    z_grid = paddle.to_tensor(fixed_prior_samples(cfg.seed, SAMPLE_GRID_ROWS ** 2,
-                                                  cfg.latent_dim, cfg.std).astype("float32"))
+    z_grid, y_grid, grid_columns = sample_grid_codes(cfg.seed, prior, cfg.labels, n_classes)
+    z_grid = paddle.to_tensor(z_grid.astype("float32"))
+    y_grid = one_hot(y_grid, nets["decoder"].label_dim) if y_grid is not None else None
 
     def save_state(epoch, batch, sums):
         checkpoint.save(last_path, nets, {"config": cfg.to_dict(), "epoch": epoch,
@@ -388,12 +482,14 @@ def main(argv=None):
         for layer in nets.values():
             layer.eval()
         with paddle.no_grad():
-            images = nets["decoder"].probs(z_grid).numpy()
+            images = nets["decoder"].probs(z_grid, y_grid).numpy()
         return save_image(images, os.path.join(cfg.images_dir, f"epoch{epoch}.png"),
-                          nrow=SAMPLE_GRID_ROWS)
+                          nrow=grid_columns)
 
-    def sample_prior(n):
-        return paddle.normal(0.0, cfg.std, [n, cfg.latent_dim])
+    paddle_random = PaddleRandom()  # Paddle's generator, seeded at every step below
+
+    def sample_prior(n, labels=None):
+        return paddle.to_tensor(prior.sample(n, paddle_random, labels).astype("float32"))
 
     def write_epoch_outputs(epoch, row, images_per_s):
         """The resume point, the loss CSV and plot, the sample grid, the kept checkpoint."""
@@ -423,8 +519,10 @@ def main(argv=None):
                 grid_path = os.path.join(cfg.images_dir, f"epoch{past['epoch']}.png")
                 log_epoch_to_visualdl(vdl, past, grid_path=grid_path)
         for epoch in range(start_epoch, cfg.n_epochs):
-            order = paddle.to_tensor(epoch_order(cfg.seed, epoch, n_train))
+            order_np = epoch_order(cfg.seed, epoch, n_train)
+            order = paddle.to_tensor(order_np)
             x_epoch = paddle.gather(x_all, order)  # one copy per epoch, then cheap slices
+            y_epoch = y_seen[order_np] if y_seen is not None else None
             first = start_batch if epoch == start_epoch else 0
             sums = list(partial_sums) if epoch == start_epoch else [0.0, 0.0, 0.0]
             t_epoch = time.perf_counter()
@@ -433,8 +531,10 @@ def main(argv=None):
                 paddle.seed(step_seed(cfg.seed, epoch * batches_per_epoch + batch, rank, world))
                 start = batch * cfg.batch_size
                 rows = min(cfg.batch_size, n_train - start)  # the last batch may be short
-                x = x_epoch[start + rank * shard:start + min(rows, (rank + 1) * shard)]
-                losses = train_step(x, nets, opts, sample_prior, sync)
+                mine = slice(start + rank * shard, start + min(rows, (rank + 1) * shard))
+                x = x_epoch[mine]
+                y = y_epoch[mine] if y_epoch is not None else None
+                losses = train_step(x, nets, opts, sample_prior, sync, y)
                 stop_now = stop.requested
                 if world > 1:  # every process logs and decides on the same numbers
                     losses, stop_now = mean_over_processes(losses, stop_now)

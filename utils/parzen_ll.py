@@ -1,5 +1,5 @@
 """Gaussian Parzen-window log-likelihood, the estimator of Goodfellow et al. 2014 (the GAN
-paper's `parzen_ll.py`) that Makhzani et al. 2015 (§5, Table 1) use to score generative models.
+paper's `parzen_ll.py`) that Makhzani et al. 2015 (§3, Table 1) use to score generative models.
 
 The n generated samples g_j become the centres of an isotropic Gaussian mixture of width
 sigma, and a point x is scored by the log of that mixture's density:

@@ -96,13 +96,20 @@ def latent_view(codes, labels):
             f"({explained.sum():.0%} of the variance)")
 
 
-def plot_latent_scatter(codes, labels, path):
-    """Codes [n, d] of digits with ``labels`` [n], coloured by digit (see ``latent_view``)."""
-    points, (xlabel, ylabel), title = latent_view(codes, labels)
+def plot_latent_scatter(codes, labels, path, background=None, title=None):
+    """Codes [n, d] of digits with ``labels`` [n], coloured by digit (see ``latent_view``).
+    ``background``: 2-d points (samples of the prior) drawn in light grey underneath, for
+    2-d codes; ``title`` replaces the default one."""
+    points, (xlabel, ylabel), default_title = latent_view(codes, labels)
+    title = title or default_title
     labels = np.asarray(labels)
     fig = Figure(figsize=(6.5, 5.5))
     ax = fig.subplots()
     colours = colormaps[DIGIT_COLOURS]
+    if background is not None:
+        background = np.asarray(background)
+        ax.scatter(background[:, 0], background[:, 1], s=1, color="0.8", label="prior",
+                   rasterized=True)
     for digit in np.unique(labels):
         chosen = labels == digit
         ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.6,

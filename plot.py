@@ -1,0 +1,125 @@
+"""The figures of the paper's code-space experiments, from a checkpoint (Figures 2, 4 and 7).
+
+    python plot.py --preset gmm_labels          # runs/gmm_labels/model/model199.npz
+    python plot.py --checkpoint model/model199.npz --images_dir images
+
+What is drawn follows the checkpoint's own config (its prior, code size and labels), written
+to images_dir:
+
+- latent.png: the encoder's means of the test digits coloured by digit (Figures 2a/b, 4a/c);
+  for a 2-d code the code itself over grey prior samples, else its first two principal
+  components;
+- prior_samples.png: decoded prior samples, a column per mixture component or swiss roll
+  section (with label regularization: that column's digit);
+- 2-d Gaussian prior, no labels: manifold.png, decodes at evenly spaced percentiles of the
+  Gaussian along each axis (Figure 2e);
+- mixture prior: manifold_component{k}.png, one per component, decodes at evenly spaced
+  percentiles along that component's radial (rows) and tangential (columns) axes (Figure 4b);
+- swiss roll prior: swiss_roll_walk.png, decodes walking along the roll from its centre, a row
+  per section (Figure 4d);
+- supervised: style_by_class.png, a row per style drawn from the prior, a column per class
+  (Figure 7).
+
+logs/plot.json records the files and, with label regularization, component_accuracy: the
+fraction of test digits whose code is nearest to their own label's component / section.
+"""
+import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
+
+import json
+import os
+import time
+
+import numpy as np
+
+import config
+from data_maker import load_split
+from eval import checkpoint_path, decode, encode_means, load_model
+from priors import GaussianMixturePrior, GaussianPrior, SwissRollPrior, build_prior, \
+    component_accuracy
+from train import sample_grid_codes, select_device
+from utils import checkpoint
+from utils.errors import UserError, run_cli
+from utils.log import get_logger
+from utils.paddle_save_image import save_image
+from utils.plots import plot_latent_scatter
+
+PLOT_KEYS = ["data_dir", "N_test", "load_epoch", "checkpoint", "seed", "device", "model_dir",
+             "images_dir", "logs_dir", "preset"]
+MANIFOLD_STEPS = 10  # decodes per side of a manifold grid (percentiles 5% ... 95%)
+WALK_PER_SECTION = 10  # decodes per swiss roll section in swiss_roll_walk.png
+BACKGROUND_POINTS = 5000  # prior samples drawn in grey behind a 2-d latent scatter
+
+
+def figure_codes(prior, labels_mode, n_classes, seed):
+    """Every decoded figure of an experiment as {file name: (codes, decoder labels or None,
+    images per grid row)}: pure math on the prior, no networks."""
+    figures = {}
+    z, y, columns = sample_grid_codes(seed, prior, labels_mode, n_classes)
+    figures["style_by_class.png" if labels_mode == "supervised" else "prior_samples.png"] = (
+        z, y, columns)
+    if isinstance(prior, GaussianPrior) and prior.dim == 2 and labels_mode != "supervised":
+        figures["manifold.png"] = (prior.percentile_grid(MANIFOLD_STEPS), None, MANIFOLD_STEPS)
+    if isinstance(prior, GaussianMixturePrior):
+        for k in range(prior.n_components):
+            figures[f"manifold_component{k}.png"] = (prior.component_grid(k, MANIFOLD_STEPS),
+                                                      None, MANIFOLD_STEPS)
+    if isinstance(prior, SwissRollPrior):
+        figures["swiss_roll_walk.png"] = (prior.walk(prior.n_components * WALK_PER_SECTION),
+                                          None, WALK_PER_SECTION)
+    return figures
+
+
+def main(argv=None):
+    cfg = config.parse_config("plot.py", PLOT_KEYS, argv, description=__doc__.split("\n")[0])
+    t0 = time.perf_counter()
+    path = checkpoint_path(cfg)
+    select_device(cfg.device)
+    data = load_split(cfg.data_dir, n_test=cfg.N_test, parts=("test",))
+    for folder in (cfg.images_dir, cfg.logs_dir):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create folder {folder}: {err.strerror}") from None
+    log = get_logger("plot", os.path.join(cfg.logs_dir, "plot.log"))
+    nets, train_cfg, meta = load_model(path)
+    x_test, y_test = data["x_test"], data["y_test"]
+    if x_test.shape[1] != nets["decoder"].model[6].weight.shape[1]:
+        raise UserError(f"{path} was trained on images of another size than those in "
+                        f"{cfg.data_dir}")
+    prior = build_prior(train_cfg)
+    n_classes = nets["decoder"].label_dim  # classes of a supervised decoder (else unused)
+    log.info("plotting %s (trained %s epochs; prior %s, %d-d code, labels %s)", path,
+             meta.get("epoch"), train_cfg.prior, train_cfg.latent_dim, train_cfg.labels)
+
+    written = {}
+    codes = encode_means(nets["encoder"], x_test)
+    background = None
+    if train_cfg.latent_dim == 2:
+        background = prior.sample(BACKGROUND_POINTS, np.random.default_rng([cfg.seed, 1]))
+    what = "style codes" if train_cfg.labels == "supervised" else "codes"
+    title = (f"{what} of {len(codes)} test digits, {train_cfg.prior} prior"
+             if train_cfg.latent_dim == 2 else None)
+    written["latent.png"] = plot_latent_scatter(
+        codes, y_test, os.path.join(cfg.images_dir, "latent.png"), background, title)
+    for name, (z, labels, columns) in figure_codes(prior, train_cfg.labels, n_classes,
+                                                   cfg.seed).items():
+        images = decode(nets["decoder"], z, labels=labels)
+        written[name] = save_image(images, os.path.join(cfg.images_dir, name), nrow=columns)
+
+    accuracy = None
+    if train_cfg.labels == "regularization":
+        accuracy = component_accuracy(prior, codes, y_test)
+        log.info("component_accuracy %.4f: test digits whose code is nearest to their label's "
+                 "part of the prior (chance %.2f)", accuracy, 1 / prior.n_components)
+    result = {"checkpoint": path, "trained_epochs": meta.get("epoch"),
+              "train_config": train_cfg.to_dict(), "n_test": len(x_test),
+              "component_accuracy": accuracy, "figures": written,
+              "seconds": time.perf_counter() - t0}
+    checkpoint.atomic_write(os.path.join(cfg.logs_dir, "plot.json"),
+                            lambda f: f.write(json.dumps(result, indent=2).encode()))
+    log.info("wrote %s", ", ".join(sorted(written)))
+    return result
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -24,7 +24,7 @@ import zlib
 import numpy as np
 
 import config
-from utils.errors import UserError, run_cli
+from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -330,18 +330,6 @@ def existing_split_matches(path, meta):
     except UserError:
         return False  # damaged or old format: simply rewrite it
     return same_split(old_meta, meta)
-
-
-def ensure_folder(folder, option):
-    """Create ``folder``; refuse with one line naming it (and ``option``) when that fails."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"{folder}: cannot create the folder ({err.strerror}); "
-                        f"choose another {option}") from None
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"{folder}: folder is not writable; choose another {option} "
-                        "or fix its permissions")
 
 
 def write_npz_atomically(path, arrays):

@@ -31,7 +31,7 @@ from network import build_networks
 from priors import build_prior
 from train import one_hot, select_device
 from utils import checkpoint
-from utils.errors import UserError, run_cli
+from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
 from utils.paddle_save_image import save_image
 from utils.plots import plot_interpolations, plot_latent_scatter, plot_sigma_curve
@@ -161,11 +161,8 @@ def main(argv=None):
     select_device(cfg.device)
     data = load_split(cfg.data_dir, n_valid=cfg.N_valid, n_test=cfg.N_test,
                       parts=("valid", "test"))
-    for folder in (cfg.images_dir, cfg.logs_dir):
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"cannot create folder {folder}: {err.strerror}") from None
+    ensure_folder(cfg.images_dir, "--images_dir")
+    ensure_folder(cfg.logs_dir, "--logs_dir")
     log = get_logger("eval", os.path.join(cfg.logs_dir, "eval.log"))
     nets, train_cfg, meta = load_model(path, cfg.trust_pickle)
     x_valid, x_test = data["x_valid"], data["x_test"]

@@ -38,7 +38,7 @@ from priors import GaussianMixturePrior, GaussianPrior, SwissRollPrior, build_pr
     component_accuracy
 from train import sample_grid_codes, select_device
 from utils import checkpoint
-from utils.errors import UserError, run_cli
+from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
 from utils.paddle_save_image import save_image
 from utils.plots import plot_latent_scatter
@@ -75,11 +75,8 @@ def main(argv=None):
     path = checkpoint_path(cfg)
     select_device(cfg.device)
     data = load_split(cfg.data_dir, n_test=cfg.N_test, parts=("test",))
-    for folder in (cfg.images_dir, cfg.logs_dir):
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"cannot create folder {folder}: {err.strerror}") from None
+    ensure_folder(cfg.images_dir, "--images_dir")
+    ensure_folder(cfg.logs_dir, "--logs_dir")
     log = get_logger("plot", os.path.join(cfg.logs_dir, "plot.log"))
     nets, train_cfg, meta = load_model(path)
     x_test, y_test = data["x_test"], data["y_test"]

@@ -46,7 +46,7 @@ from data_maker import N_CLASSES, load_split
 from network import build_networks
 from priors import UNLABELED, PaddleRandom, build_prior
 from utils import checkpoint
-from utils.errors import UserError, run_cli
+from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
 from utils.paddle_save_image import save_image
 from utils.plots import plot_losses
@@ -423,11 +423,10 @@ def main(argv=None):
                         f"{world} and --N_train divisible by --batch_size (got {cfg.batch_size} "
                         f"and {n_train}), so that every process gets equal shards")
     shard = cfg.batch_size // world  # rows of each mini-batch this process works on
-    for folder in (cfg.model_dir, cfg.images_dir, cfg.logs_dir) if is_main else ():
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"cannot create folder {folder}: {err.strerror}") from None
+    if is_main:
+        ensure_folder(cfg.model_dir, "--model_dir")
+        ensure_folder(cfg.images_dir, "--images_dir")
+        ensure_folder(cfg.logs_dir, "--logs_dir")
     last_path = os.path.join(cfg.model_dir, "last.npz")
     csv_path = os.path.join(cfg.logs_dir, "loss.csv")
     log = get_logger("train", os.path.join(cfg.logs_dir, "train.log") if is_main else None)
@@ -561,7 +560,8 @@ def main(argv=None):
                     raise KeyboardInterrupt
             bar.close()
             seconds = time.perf_counter() - t_epoch
-            images_per_s = (n_train - first * cfg.batch_size) / seconds  # those of this session
+            # images trained on in this epoch by this run (fewer after a mid-epoch resume)
+            images_per_s = (n_train - first * cfg.batch_size) / seconds
             means = [s / n_train for s in sums]
             row = {"epoch": epoch, **dict(zip(LOSS_NAMES, means)), "seconds": seconds}
             history.append(row)

@@ -1,4 +1,5 @@
 """User-facing errors: one clear line on stderr, a non-zero exit code, no traceback."""
+import os
 import sys
 
 
@@ -25,3 +26,15 @@ def run_cli(main):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def ensure_folder(folder, option):
+    """Create ``folder``; refuse with one line naming it (and ``option``) when that fails."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{folder}: cannot create the folder ({err.strerror}); "
+                        f"choose another {option}") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{folder}: folder is not writable; choose another {option} "
+                        "or fix its permissions")

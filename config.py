@@ -39,6 +39,15 @@ def _run_dirs(name):
 _PAPER_ENCODER = {"encoder": "deterministic"}
 _CODE_2D = {"latent_dim": 2, **_PAPER_ENCODER}
 
+# The semi-supervised and clustering AAE (paper §5-6, Figure 8). Its style code is the
+# deterministic z of the paper; its size and the Gaussian's std are chosen (10-d, std 1):
+# this project could not check the paper's values; std 1 keeps z on the scale of the softmax y
+# it is decoded with. Layers, dropout, learning rates and epochs are the likelihood model's
+# (chosen as for the 2-d presets above).
+_CATEGORICAL = {"latent_dim": 10, "std": 1.0, **_PAPER_ENCODER}
+# n_labeled of semi_all: more than any training split holds, so every image keeps its label.
+ALL_LABELS = 10**9
+
 # name -> (one-line description, overrides of the defaults). ``--preset NAME`` applies them;
 # options given on the command line win.
 PRESETS = {
@@ -62,6 +71,22 @@ PRESETS = {
                         **_run_dirs("supervised_15d")}),
     "supervised_2d": ("Figures 6 and 7 with a 2-d style code, to look at the style space",
                       {**_CODE_2D, "labels": "supervised", **_run_dirs("supervised_2d")}),
+    "semi_100": ("Figure 8 / Table 2: semi-supervised AAE, categorical y + Gaussian style z, "
+                 "100 labels (10 per digit)",
+                 {**_CATEGORICAL, "labels": "semi_supervised", "n_labeled": 100,
+                  **_run_dirs("semi_100")}),
+    "semi_1000": ("Figure 8 / Table 2: semi-supervised AAE with 1000 labels (100 per digit)",
+                  {**_CATEGORICAL, "labels": "semi_supervised", "n_labeled": 1000,
+                   **_run_dirs("semi_1000")}),
+    "semi_all": ("Figure 8 / Table 2: semi-supervised AAE with every training label",
+                 {**_CATEGORICAL, "labels": "semi_supervised", "n_labeled": ALL_LABELS,
+                  **_run_dirs("semi_all")}),
+    "cluster_16": ("Table 3: unsupervised clustering AAE, 16 categories, no labels",
+                   {**_CATEGORICAL, "labels": "clustering", "n_categories": 16,
+                    **_run_dirs("cluster_16")}),
+    "cluster_30": ("Table 3: unsupervised clustering AAE, 30 categories, no labels",
+                   {**_CATEGORICAL, "labels": "clustering", "n_categories": 30,
+                    **_run_dirs("cluster_30")}),
 }
 
 
@@ -103,9 +128,18 @@ class Config:
     labels: str = _f("none", "none; regularization: the discriminator also sees a one-hot label "
                      "with an extra 'unlabeled' slot (paper §2.3, Figures 3-4); supervised: the "
                      "decoder sees the one-hot label, the code learns the style (paper §4, "
-                     "Figures 6-7)", choices=("none", "regularization", "supervised"))
-    n_labeled: int = _f(10000, "with --labels regularization: training images that keep their "
-                        "label, the same number from each class (paper §2.3, Figure 4: 10k)")
+                     "Figures 6-7); semi_supervised: the encoder also outputs a categorical "
+                     "q(y|x), the decoder sees [z, y], y and z are both regularized, and "
+                     "q(y|x) is trained on the labelled images (paper §5, Figure 8); "
+                     "clustering: the same without labels (paper §6, Table 3)",
+                     choices=("none", "regularization", "supervised", "semi_supervised",
+                              "clustering"))
+    n_labeled: int = _f(10000, "with --labels regularization or semi_supervised: training images "
+                        "that keep their label, the same number from each class (paper §2.3, "
+                        "Figure 4: 10k; §5, Table 2: 100, 1000); semi_supervised with at least "
+                        "--N_train: every image")
+    n_categories: int = _f(10, "with --labels semi_supervised or clustering: categories of y "
+                           "(paper §5: one per digit; §6, Table 3: 16 or 30 clusters)", low=2)
     n_unlabeled: int = _f(40000, "with --labels regularization: training images used without "
                           "their label (paper §2.3, Figure 4: 40k)", low=0)
     # ---- training ---------------------------------------------------------------------
@@ -182,6 +216,13 @@ class Config:
         if self.prior != "gaussian" and self.latent_dim != 2:
             raise UserError(f"--prior {self.prior} is 2-d: it needs --latent_dim 2, got "
                             f"{self.latent_dim}")
+        if self.labels in ("semi_supervised", "clustering"):
+            if self.prior != "gaussian":
+                raise UserError(f"--labels {self.labels}: the style code has a Gaussian prior "
+                                "(the categorical prior of y is built in): use --prior gaussian")
+            if self.encoder != "deterministic":
+                raise UserError(f"--labels {self.labels}: its encoder is deterministic (paper "
+                                "Figure 8): use --encoder deterministic")
         if self.labels == "regularization" and self.prior == "gaussian":
             raise UserError("--labels regularization routes each label to its own mixture "
                             "component or swiss roll section: use --prior gmm or swiss_roll")
@@ -192,7 +233,8 @@ class Config:
             "gmm_tangential_std": ("prior", "gmm"),
             "swiss_roll_radius": ("prior", "swiss_roll"),
             "swiss_roll_turns": ("prior", "swiss_roll"),
-            "n_labeled": ("labels", "regularization"),
+            "n_labeled": ("labels", ("regularization", "semi_supervised")),
+            "n_categories": ("labels", ("semi_supervised", "clustering")),
             "n_unlabeled": ("labels", "regularization"),
         }
         defaults = {f.name: f.default for f in dataclasses.fields(self)}

@@ -86,6 +86,30 @@ class Encoder(nn.Layer):
         return mu + paddle.exp(0.5 * self.logvar(h)) * eps
 
 
+class CategoricalEncoder(nn.Layer):
+    """q(y, z|x) of the semi-supervised and clustering AAEs (paper §5-6, Figure 8): one hidden
+    stack, then two heads: ``class_logits`` of the categorical q(y|x) over ``n_categories``
+    and a deterministic ``style`` code z of ``latent_dim`` units."""
+
+    def __init__(self, in_dim, hidden, n_categories, latent_dim, dropout=0.2):
+        super().__init__()
+        self.model = nn.Sequential(*_hidden_stack(in_dim, hidden, dropout))
+        self.class_logits = nn.Linear(hidden, n_categories)
+        self.style = nn.Linear(hidden, latent_dim)
+
+    def logits(self, x):
+        """The logits of q(y|x): [B, n_categories] (softmax gives the class probabilities)."""
+        return self.class_logits(self.model(x.reshape([x.shape[0], -1])))
+
+    def mean(self, x):
+        """The style code z (for the code-space plots, as ``Encoder.mean``)."""
+        return self.style(self.model(x.reshape([x.shape[0], -1])))
+
+    def forward(self, x):
+        h = self.model(x.reshape([x.shape[0], -1]))  # [B, hidden]
+        return F.softmax(self.class_logits(h), axis=1), self.style(h)  # [B, K], [B, latent]
+
+
 def _with_label(z, label, label_dim, who):
     """[z, label] for a network with ``label_dim`` extra input units, z alone without."""
     if not label_dim:
@@ -141,9 +165,24 @@ def label_units(cfg, n_classes):
             n_classes + 1 if cfg.labels == "regularization" else 0)
 
 
+CATEGORICAL_MODES = ("semi_supervised", "clustering")  # --labels of the Figure 8 model
+
+
 def build_networks(cfg, in_dim, n_classes=10):
     """The three networks for a Config; ``in_dim`` and ``n_classes`` come from the data (784
-    pixels and 10 digits for MNIST; n_classes matters only with labels)."""
+    pixels and 10 digits for MNIST; n_classes matters only with labels).
+
+    The semi-supervised / clustering AAE (paper Figure 8) has four: the encoder q(y, z|x), the
+    decoder p(x|y, z) (y enters as the softmax of q(y|x), in the label units), and two
+    discriminators, one on the style z and one on the categorical y."""
+    if cfg.labels in CATEGORICAL_MODES:
+        k = cfg.n_categories
+        return {
+            "encoder": CategoricalEncoder(in_dim, cfg.N, k, cfg.latent_dim, cfg.dropout),
+            "decoder": Decoder(cfg.latent_dim, cfg.N, in_dim, cfg.dropout, label_dim=k),
+            "discriminator": Discriminator(cfg.latent_dim, cfg.N, cfg.dropout),
+            "discriminator_y": Discriminator(k, cfg.N, cfg.dropout),
+        }
     decoder_labels, discriminator_labels = label_units(cfg, n_classes)
     return {
         "encoder": Encoder(in_dim, cfg.N, cfg.latent_dim, cfg.dropout, cfg.encoder, cfg.eps_std),

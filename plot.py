@@ -18,7 +18,7 @@ to images_dir:
 - swiss roll prior: swiss_roll_walk.png, decodes walking along the roll from its centre, a row
   per section (Figure 4d);
 - supervised: style_by_class.png, a row per style drawn from the prior, a column per class
-  (Figure 7).
+  (Figure 7); the semi-supervised and clustering AAEs: the same, a column per category of y.
 
 logs/plot.json records the files and, with label regularization, component_accuracy: the
 fraction of test digits whose code is nearest to their own label's component / section.
@@ -36,7 +36,7 @@ from data_maker import load_split
 from eval import checkpoint_path, decode, encode_means, load_model
 from priors import GaussianMixturePrior, GaussianPrior, SwissRollPrior, build_prior, \
     component_accuracy
-from train import sample_grid_codes, select_device
+from train import DECODER_LABEL_MODES, sample_grid_codes, select_device
 from utils import checkpoint
 from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
@@ -55,9 +55,9 @@ def figure_codes(prior, labels_mode, n_classes, seed):
     images per grid row)}: pure math on the prior, no networks."""
     figures = {}
     z, y, columns = sample_grid_codes(seed, prior, labels_mode, n_classes)
-    figures["style_by_class.png" if labels_mode == "supervised" else "prior_samples.png"] = (
-        z, y, columns)
-    if isinstance(prior, GaussianPrior) and prior.dim == 2 and labels_mode != "supervised":
+    with_labels = labels_mode in DECODER_LABEL_MODES  # the decoder takes a class / category
+    figures["style_by_class.png" if with_labels else "prior_samples.png"] = (z, y, columns)
+    if isinstance(prior, GaussianPrior) and prior.dim == 2 and not with_labels:
         figures["manifold.png"] = (prior.percentile_grid(MANIFOLD_STEPS), None, MANIFOLD_STEPS)
     if isinstance(prior, GaussianMixturePrior):
         for k in range(prior.n_components):
@@ -84,7 +84,8 @@ def main(argv=None):
         raise UserError(f"{path} was trained on images of another size than those in "
                         f"{cfg.data_dir}")
     prior = build_prior(train_cfg)
-    n_classes = nets["decoder"].label_dim  # classes of a supervised decoder (else unused)
+    # classes of a supervised decoder, categories of the categorical model's (else unused)
+    n_classes = nets["decoder"].label_dim
     log.info("plotting %s (trained %s epochs; prior %s, %d-d code, labels %s)", path,
              meta.get("epoch"), train_cfg.prior, train_cfg.latent_dim, train_cfg.labels)
 
@@ -93,7 +94,7 @@ def main(argv=None):
     background = None
     if train_cfg.latent_dim == 2:
         background = prior.sample(BACKGROUND_POINTS, np.random.default_rng([cfg.seed, 1]))
-    what = "style codes" if train_cfg.labels == "supervised" else "codes"
+    what = "style codes" if train_cfg.labels in DECODER_LABEL_MODES else "codes"
     title = (f"{what} of {len(codes)} test digits, {train_cfg.prior} prior"
              if train_cfg.latent_dim == 2 else None)
     written["latent.png"] = plot_latent_scatter(

@@ -1,13 +1,15 @@
 """The priors p(z) the adversarial regularization pushes the codes onto (paper §2, Figures 2-4).
 
-Three small samplers, shared by train.py (prior samples of the discriminator phase), eval.py
+Small samplers, shared by train.py (prior samples of the discriminator phase), eval.py
 (the Parzen window's samples), plot.py (the decoded manifolds) and the tests:
 
 - ``GaussianPrior(dim, std)``: N(0, std^2 I) in any dimension (paper §3, Figures 2a, 7);
 - ``GaussianMixturePrior``: 10 two-dimensional Gaussians placed evenly on a circle, each
   elongated along its radius, the petal shape of the paper's Figures 2b and 4a;
 - ``SwissRollPrior``: a 2-d spiral cut into 10 equal sections, first section innermost
-  (Figure 4c: "the first 10% of swiss roll is assigned to digit 0 and so on").
+  (Figure 4c: "the first 10% of swiss roll is assigned to digit 0 and so on");
+- ``CategoricalPrior(K)``: one-hot rows of the uniform Cat(K), the prior of the categorical
+  code y of the semi-supervised and clustering AAEs (paper §5-6, Figure 8).
 
 ``sample(n, rng, labels=None)`` draws n codes. ``rng`` is a ``numpy.random.Generator`` or
 ``PaddleRandom()``; a prior uses only the three Generator methods ``normal``, ``random`` and
@@ -215,6 +217,24 @@ class SwissRollPrior:
     def walk(self, n_steps):
         """Figure 4d: n_steps codes evenly spaced in u along the main axis of the roll."""
         return self.points((np.arange(n_steps) + 0.5) / n_steps)
+
+
+class CategoricalPrior:
+    """Cat(K) with equal probabilities, as one-hot rows: the prior the categorical code y of
+    the semi-supervised and clustering AAEs is matched to (paper §5, §6, Figure 8)."""
+
+    n_components = 0
+
+    def __init__(self, n_categories):
+        if n_categories < 2:
+            raise ValueError(f"need at least 2 categories, got {n_categories}")
+        self.dim = int(n_categories)
+
+    def sample(self, n, rng, labels=None):
+        if labels is not None:
+            raise ValueError("a categorical prior has no components to condition on")
+        k = np.asarray(rng.integers(0, self.dim, n), dtype=np.int64)  # [n]
+        return np.eye(self.dim)[k]  # [n, K] one-hot
 
 
 def _normal_quantiles(p):

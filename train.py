@@ -13,7 +13,10 @@ The prior is chosen by ``--prior`` (priors.py). Labels enter in one of two ways 
 ``regularization`` (paper §2.3, Figures 3-4): D also sees a one-hot label with an extra
 'unlabelled' slot, and a labelled image's prior sample comes from its label's mixture component
 or swiss roll section; ``supervised`` (paper §4, Figures 6-7): the decoder also sees the one-hot
-label, so the code is left with the style. ``--preset NAME`` selects an experiment's settings.
+label, so the code is left with the style. ``semi_supervised`` / ``clustering`` (paper §5-6,
+Figure 8): the encoder also outputs a categorical q(y|x), the decoder sees [z, y], y and z
+each have a discriminator, and ``semi_supervised`` adds a classification phase on labelled
+mini-batches. ``--preset NAME`` selects an experiment's settings.
 
     python train.py                      # the paper/reference config, 200 epochs
     python train.py --n_epochs 1 --N_train 2000
@@ -43,8 +46,8 @@ from PIL import Image
 
 import config
 from data_maker import N_CLASSES, load_split
-from network import build_networks
-from priors import UNLABELED, PaddleRandom, build_prior
+from network import CATEGORICAL_MODES, build_networks
+from priors import UNLABELED, CategoricalPrior, PaddleRandom, build_prior
 from utils import checkpoint
 from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
@@ -57,16 +60,23 @@ TRAIN_KEYS = [
     "resume", "device", "model_dir", "images_dir", "logs_dir", "visualdl",
     "prior", "n_components", "gmm_radius", "gmm_radial_std", "gmm_tangential_std",
     "swiss_roll_radius", "swiss_roll_turns", "labels", "n_labeled", "n_unlabeled", "preset",
+    "n_categories",
 ]
 # Settings that may differ between a run and its resumption (they do not change the math).
 # (A preset only names settings; the settings themselves are compared.)
 RESUMABLE_CHANGES = {"n_epochs", "resume", "device", "save_every", "sample_every",
                      "model_dir", "images_dir", "logs_dir", "data_dir", "visualdl", "preset"}
 LOSS_NAMES = ("recon_loss", "d_loss", "g_loss")
+# The categorical model adds y's adversarial losses (d_loss, g_loss are then z's), and with
+# labels the cross-entropy of q(y|x) on the labelled mini-batches.
+CATEGORICAL_LOSS_NAMES = ("d_y_loss", "g_y_loss")
+CLASS_LOSS_NAMES = ("class_loss",)
 SAMPLE_GRID_ROWS = 10
 # One fixed file, rewritten by every run: VisualDL shows only the newest "vdlrecords*" file of
 # a folder, so a resumed run must not start a second one.
 VISUALDL_FILE = "vdlrecords.train.log"
+# --labels whose decoder takes a class (or category) input next to the code
+DECODER_LABEL_MODES = ("supervised",) + CATEGORICAL_MODES
 
 
 # ---------------------------------------------------------------------------------------
@@ -128,10 +138,18 @@ def discriminator_phase(x, z_prior, encoder, discriminator, discriminator_opt, s
     discriminator.train()
     with paddle.no_grad():  # codes are constants here: no encoder gradient is needed
         z_codes = encoder(x)
-    # One pass over [prior; codes]: the layers act row by row, so this equals two passes.
     d_labels = None if y_onehot is None else paddle.concat([y_onehot, y_onehot])
+    return fit_discriminator(z_prior, z_codes, discriminator, discriminator_opt, sync, d_labels)
+
+
+def fit_discriminator(z_prior, z_codes, discriminator, discriminator_opt, sync=no_sync,
+                      d_labels=None):
+    """One update of a discriminator: output 1 on the prior samples, 0 on the codes (both
+    constants); returns its loss. ``d_labels``: its label input for [prior; codes]."""
+    # One pass over [prior; codes]: the layers act row by row, so this equals two passes.
     d_logits = discriminator(paddle.concat([z_prior, z_codes]), d_labels)
-    targets = paddle.concat([paddle.ones([x.shape[0], 1]), paddle.zeros([x.shape[0], 1])])
+    targets = paddle.concat([paddle.ones([z_codes.shape[0], 1]),
+                             paddle.zeros([z_codes.shape[0], 1])])
     # The reference's loss is mean BCE on prior samples + mean BCE on codes: with equal
     # halves, twice the mean over the concatenation.
     d_loss = 2.0 * F.binary_cross_entropy_with_logits(d_logits, targets)
@@ -157,12 +175,114 @@ def generator_phase(x, encoder, discriminator, generator_opt, sync=no_sync, y_on
     return g_loss
 
 
-def train_step(x, nets, opts, sample_prior, sync=no_sync, y=None):
+def categorical_reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_opt,
+                                     sync=no_sync):
+    """Phase 1 of the semi-supervised / clustering AAE (paper Figure 8): x -> (q(y|x), z) ->
+    decoder([z, y]), the softmax y decoded as it is; returns the BCE per pixel."""
+    encoder.train()
+    decoder.train()
+    y_probs, z_codes = encoder(x)
+    recon_loss = F.binary_cross_entropy_with_logits(decoder(z_codes, y_probs), x)
+    recon_loss.backward()
+    sync(encoder, decoder)
+    decoder_opt.step()
+    encoder_opt.step()
+    decoder_opt.clear_grad(set_to_zero=False)
+    encoder_opt.clear_grad(set_to_zero=False)
+    return recon_loss
+
+
+def categorical_discriminator_phase(x, z_prior, y_prior, encoder, discriminators,
+                                    discriminator_opts, sync=no_sync):
+    """Phase 2 of the semi-supervised / clustering AAE (paper Figure 8): D_z learns Gaussian
+    samples z_prior against the style codes, D_y one-hot samples y_prior of Cat(K) against the
+    softmax q(y|x); returns (d_z loss, d_y loss)."""
+    encoder.eval()
+    with paddle.no_grad():  # codes are constants here
+        y_codes, z_codes = encoder(x)
+    losses = []
+    for codes, prior, name in ((z_codes, z_prior, "discriminator"),
+                               (y_codes, y_prior, "discriminator_y")):
+        discriminators[name].train()
+        losses.append(fit_discriminator(prior, codes, discriminators[name],
+                                        discriminator_opts[name], sync))
+    return tuple(losses)
+
+
+def categorical_generator_phase(x, encoder, discriminators, generator_opt, sync=no_sync):
+    """Phase 3 of the categorical model: one encoder update that makes D_z take its style codes
+    and D_y its q(y|x) for prior samples; returns (g_z loss, g_y loss)."""
+    encoder.train()
+    d_z, d_y = discriminators["discriminator"], discriminators["discriminator_y"]
+    d_z.train()
+    d_y.train()
+    with frozen(d_z), frozen(d_y):
+        y_codes, z_codes = encoder(x)
+        z_logits, y_logits = d_z(z_codes), d_y(y_codes)
+        g_z_loss = F.binary_cross_entropy_with_logits(z_logits, paddle.ones_like(z_logits))
+        g_y_loss = F.binary_cross_entropy_with_logits(y_logits, paddle.ones_like(y_logits))
+        (g_z_loss + g_y_loss).backward()
+    sync(encoder)
+    generator_opt.step()
+    generator_opt.clear_grad(set_to_zero=False)
+    return g_z_loss, g_y_loss
+
+
+def classification_phase(x_labeled, y_labeled, encoder, classifier_opt, sync=no_sync):
+    """The semi-supervised phase (paper §5): the encoder's q(y|x) minimises the cross-entropy
+    on a labelled mini-batch (``y_labeled``: int64 tensor of classes); returns that loss."""
+    encoder.train()
+    class_loss = F.cross_entropy(encoder.logits(x_labeled), y_labeled.reshape([-1, 1]))
+    class_loss.backward()
+    sync(encoder)
+    classifier_opt.step()
+    classifier_opt.clear_grad(set_to_zero=False)
+    return class_loss
+
+
+def categorical_train_step(x, nets, opts, sample_prior, sample_categories, sync=no_sync,
+                           labeled=None):
+    """Reconstruction, both regularizations and, given ``labeled`` = (x, y) of a labelled
+    mini-batch, classification: the semi-supervised AAE (paper §5); without, the clustering
+    AAE (§6). Returns the losses as floats, in the order of ``loss_names``."""
+    enc = nets["encoder"]
+    recon_loss = categorical_reconstruction_phase(x, enc, nets["decoder"], opts["encoder"][0],
+                                                  opts["decoder"][0], sync)
+    z_prior = sample_prior(x.shape[0])
+    y_prior = sample_categories(x.shape[0])
+    d_losses = categorical_discriminator_phase(
+        x, z_prior, y_prior, enc, nets,
+        {name: opts[name][0] for name in ("discriminator", "discriminator_y")}, sync)
+    g_losses = categorical_generator_phase(x, enc, nets, opts["generator"][0], sync)
+    losses = [recon_loss, d_losses[0], g_losses[0], d_losses[1], g_losses[1]]
+    if labeled is not None:
+        losses.append(classification_phase(*labeled, enc, opts["classifier"][0], sync))
+    return tuple(float(v) for v in losses)
+
+
+def loss_names(cfg):
+    """The losses train_step returns for a Config, in order (the columns of loss.csv)."""
+    if cfg.labels == "semi_supervised":
+        return LOSS_NAMES + CATEGORICAL_LOSS_NAMES + CLASS_LOSS_NAMES
+    if cfg.labels == "clustering":
+        return LOSS_NAMES + CATEGORICAL_LOSS_NAMES
+    return LOSS_NAMES
+
+
+def train_step(x, nets, opts, sample_prior, sync=no_sync, y=None, sample_categories=None,
+               labeled=None):
     """The three phases on one mini-batch; returns the three losses as floats.
     ``sample_prior(n)`` draws n codes from p(z) (``sample_prior(n, y)`` with label
     regularization: row i from the part of p(z) of label y[i]); ``sync`` averages gradients
     across data-parallel processes; ``y``: the batch's labels as numpy ints, UNLABELED (-1)
-    where a label is not given, when a network takes labels."""
+    where a label is not given, when a network takes labels.
+
+    The semi-supervised / clustering AAE (its networks include ``discriminator_y``) runs
+    ``categorical_train_step`` instead: ``sample_categories(n)`` draws one-hot y of Cat(K),
+    ``labeled`` is a labelled mini-batch (x, y) for its classification phase, or None."""
+    if "discriminator_y" in nets:
+        return categorical_train_step(x, nets, opts, sample_prior, sample_categories, sync,
+                                      labeled)
     enc, dec, disc = nets["encoder"], nets["decoder"], nets["discriminator"]
     y_decoder = one_hot(y, dec.label_dim) if dec.label_dim else None
     recon_loss = reconstruction_phase(x, enc, dec, opts["encoder"][0], opts["decoder"][0], sync,
@@ -195,12 +315,20 @@ def make_optimizers(cfg, nets):
     moment estimates."""
     def adam(layer, lr):
         return paddle.optimizer.Adam(learning_rate=lr, parameters=layer.parameters())
-    return {
+    opts = {
         "encoder": (adam(nets["encoder"], cfg.gen_lr), nets["encoder"]),
         "decoder": (adam(nets["decoder"], cfg.gen_lr), nets["decoder"]),
         "discriminator": (adam(nets["discriminator"], cfg.reg_lr), nets["discriminator"]),
         "generator": (adam(nets["encoder"], cfg.reg_lr), nets["encoder"]),
     }
+    if "discriminator_y" in nets:  # the categorical model: D_y, and q(y|x)'s own Adam
+        opts["discriminator_y"] = (adam(nets["discriminator_y"], cfg.reg_lr),
+                                   nets["discriminator_y"])
+        if cfg.labels == "semi_supervised":
+            # the classification phase's learning rate: gen_lr, chosen (the paper trains
+            # all phases with SGD + momentum at rates this project could not check)
+            opts["classifier"] = (adam(nets["encoder"], cfg.gen_lr), nets["encoder"])
+    return opts
 
 
 # ---------------------------------------------------------------------------------------
@@ -228,11 +356,12 @@ def sample_grid_codes(seed, prior, labels_mode, n_classes, rows=SAMPLE_GRID_ROWS
     """The codes decoded for every epoch's sample grid (the same ones each epoch): (codes,
     decoder labels or None, images per grid row).
 
-    Supervised: a row per style drawn from the prior, a column per class (the paper's Figure
-    7). A prior with components: a column per component (with label regularization, the
-    component of that column's digit). Otherwise rows * rows samples of the prior."""
+    Supervised (and the categorical model, whose n_classes is its K categories): a row per
+    style drawn from the prior, a column per class (the paper's Figure 7). A prior with
+    components: a column per component (with label regularization, the component of that
+    column's digit). Otherwise rows * rows samples of the prior."""
     rng = np.random.default_rng([seed, 2**32 - 1])
-    if labels_mode == "supervised":
+    if labels_mode in DECODER_LABEL_MODES:
         styles = prior.sample(rows, rng)  # [rows, latent_dim]
         return (np.repeat(styles, n_classes, axis=0), np.tile(np.arange(n_classes), rows),
                 n_classes)
@@ -240,6 +369,26 @@ def sample_grid_codes(seed, prior, labels_mode, n_classes, rows=SAMPLE_GRID_ROWS
         components = np.tile(np.arange(prior.n_components), rows)
         return prior.sample(len(components), rng, components), None, prior.n_components
     return prior.sample(rows * rows, rng), None, rows
+
+
+def semi_supervised_subset(y, n_labeled, n_classes, seed):
+    """The labelled training images of the semi-supervised AAE (paper §5: 100, 1000 or all
+    labels): indices into y, the same number of each class (as ``labeled_subset``, whose
+    seeded draw it shares), fixed by the seed; all of them when n_labeled >= len(y)."""
+    if n_labeled >= len(y):
+        return np.arange(len(y))
+    return labeled_subset(y, n_labeled, 0, n_classes, seed)[0]
+
+
+def labeled_batch_indices(n_labeled, batch_size, step, seed):
+    """Rows of the labelled set for training step ``step``: the set is cycled through, each
+    pass in a new order fixed by (seed, pass), in mini-batches of min(batch_size, n_labeled);
+    a function of the step, so a resumed run draws the same batches."""
+    size = min(batch_size, n_labeled)
+    per_pass = n_labeled // size  # whole mini-batches per pass (a remainder waits a pass)
+    pass_index, k = divmod(step, per_pass)
+    order = np.random.default_rng([seed, 2**32 - 3, pass_index]).permutation(n_labeled)
+    return order[k * size:(k + 1) * size]
 
 
 def labeled_subset(y, n_labeled, n_unlabeled, n_classes, seed):
@@ -315,12 +464,12 @@ def check_resumable(saved_cfg, cfg, path):
                         "use the same options or start a new run without --resume")
 
 
-def write_loss_csv(path, history):
+def write_loss_csv(path, history, names=LOSS_NAMES):
     def write(f):
-        f.write(("epoch," + ",".join(LOSS_NAMES) + ",seconds\n").encode())
+        f.write(("epoch," + ",".join(names) + ",seconds\n").encode())
         for row in history:
             # repr: full precision, so a resumed run reads back exactly what was written
-            f.write((f"{row['epoch']}," + ",".join(repr(row[k]) for k in LOSS_NAMES)
+            f.write((f"{row['epoch']}," + ",".join(repr(row[k]) for k in names)
                      + f",{row['seconds']!r}\n").encode())
     checkpoint.atomic_write(path, write)
 
@@ -357,7 +506,7 @@ def log_epoch_to_visualdl(writer, row, images_per_s=None, grid_path=None):
     """One epoch's mean losses, its speed and its sample grid (if that PNG exists), at step
     = epoch. The speed is None for epochs replayed after --resume: loss.csv does not keep it."""
     epoch = row["epoch"]
-    for name in LOSS_NAMES:
+    for name in (k for k in row if k not in ("epoch", "seconds")):
         writer.add_scalar(f"loss/{name}", row[name], epoch)
     if images_per_s is not None:
         writer.add_scalar("speed/images_per_s", images_per_s, epoch)
@@ -413,7 +562,20 @@ def main(argv=None):
                             f"got {prior.n_components}")
         used, y_np = labeled_subset(y_np, cfg.n_labeled, cfg.n_unlabeled, n_classes, cfg.seed)
         x_np = x_np[used]
-    y_seen = y_np if cfg.labels != "none" else None  # the labels the model is given
+    categorical = cfg.labels in CATEGORICAL_MODES
+    x_labeled = y_labeled = None  # the labelled set of the semi-supervised AAE
+    if categorical and world > 1:
+        raise UserError(f"--labels {cfg.labels} runs in one process only (its labelled "
+                        "mini-batches are not sharded)")
+    if cfg.labels == "semi_supervised":
+        if cfg.n_categories != n_classes:
+            raise UserError(f"--labels semi_supervised: q(y|x) has one category per class: "
+                            f"--n_categories must be {n_classes}, got {cfg.n_categories}")
+        labeled_rows = semi_supervised_subset(y_np, cfg.n_labeled, n_classes, cfg.seed)
+        x_labeled = paddle.to_tensor(x_np[labeled_rows])
+        y_labeled = y_np[labeled_rows].astype(np.int64)
+    # the labels the model is given with each training image
+    y_seen = y_np if cfg.labels in ("regularization", "supervised") else None
     n_train, in_dim = x_np.shape
     if cfg.batch_size > n_train:
         raise UserError(f"--batch_size {cfg.batch_size} is larger than the {n_train} "
@@ -437,7 +599,8 @@ def main(argv=None):
     seed_everything(cfg.seed)
     nets = build_networks(cfg, in_dim, n_classes)
     opts = make_optimizers(cfg, nets)
-    start_epoch, start_batch, partial_sums = 0, 0, [0.0, 0.0, 0.0]
+    names = loss_names(cfg)
+    start_epoch, start_batch, partial_sums = 0, 0, [0.0] * len(names)
     history = []
     if cfg.resume:
         for name in checkpoint.remove_stale_temporaries(cfg.model_dir) if is_main else ():
@@ -465,11 +628,15 @@ def main(argv=None):
                  int(np.sum(y_seen != UNLABELED)),
                  np.bincount(y_seen[y_seen != UNLABELED], minlength=n_classes).tolist(),
                  int(np.sum(y_seen == UNLABELED)))
+    if y_labeled is not None:
+        log.info("semi-supervised: %d labelled images (per class %s) of %d", len(y_labeled),
+                 np.bincount(y_labeled, minlength=n_classes).tolist(), n_train)
 
     x_all = paddle.to_tensor(x_np)
     del data, x_np
     batches_per_epoch = math.ceil(n_train / cfg.batch_size)
-    z_grid, y_grid, grid_columns = sample_grid_codes(cfg.seed, prior, cfg.labels, n_classes)
+    z_grid, y_grid, grid_columns = sample_grid_codes(
+        cfg.seed, prior, cfg.labels, cfg.n_categories if categorical else n_classes)
     z_grid = paddle.to_tensor(z_grid.astype("float32"))
     y_grid = one_hot(y_grid, nets["decoder"].label_dim) if y_grid is not None else None
 
@@ -490,10 +657,23 @@ def main(argv=None):
     def sample_prior(n, labels=None):
         return paddle.to_tensor(prior.sample(n, paddle_random, labels).astype("float32"))
 
+    category_prior = CategoricalPrior(cfg.n_categories) if categorical else None
+
+    def sample_categories(n):
+        return paddle.to_tensor(category_prior.sample(n, paddle_random).astype("float32"))
+
+    def labeled_batch(step):
+        """The labelled mini-batch of a training step (semi-supervised only), else None."""
+        if y_labeled is None:
+            return None
+        rows = labeled_batch_indices(len(y_labeled), cfg.batch_size, step, cfg.seed)
+        return (paddle.gather(x_labeled, paddle.to_tensor(rows)),
+                paddle.to_tensor(y_labeled[rows]))
+
     def write_epoch_outputs(epoch, row, images_per_s):
         """The resume point, the loss CSV and plot, the sample grid, the kept checkpoint."""
-        save_state(epoch + 1, 0, [0.0, 0.0, 0.0])
-        write_loss_csv(csv_path, history)
+        save_state(epoch + 1, 0, [0.0] * len(names))
+        write_loss_csv(csv_path, history, names)
         grid_path = None
         if epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1:
             grid_path = save_samples(epoch)
@@ -523,24 +703,27 @@ def main(argv=None):
             x_epoch = paddle.gather(x_all, order)  # one copy per epoch, then cheap slices
             y_epoch = y_seen[order_np] if y_seen is not None else None
             first = start_batch if epoch == start_epoch else 0
-            sums = list(partial_sums) if epoch == start_epoch else [0.0, 0.0, 0.0]
+            sums = list(partial_sums) if epoch == start_epoch else [0.0] * len(names)
             t_epoch = time.perf_counter()
             bar = progress(total=batches_per_epoch, initial=first, desc=f"epoch {epoch}")
             for batch in range(first, batches_per_epoch):
-                paddle.seed(step_seed(cfg.seed, epoch * batches_per_epoch + batch, rank, world))
+                step = epoch * batches_per_epoch + batch
+                paddle.seed(step_seed(cfg.seed, step, rank, world))
                 start = batch * cfg.batch_size
                 rows = min(cfg.batch_size, n_train - start)  # the last batch may be short
                 mine = slice(start + rank * shard, start + min(rows, (rank + 1) * shard))
                 x = x_epoch[mine]
                 y = y_epoch[mine] if y_epoch is not None else None
-                losses = train_step(x, nets, opts, sample_prior, sync, y)
+                losses = train_step(x, nets, opts, sample_prior, sync, y,
+                                    sample_categories if categorical else None,
+                                    labeled_batch(step))
                 stop_now = stop.requested
                 if world > 1:  # every process logs and decides on the same numbers
                     losses, stop_now = mean_over_processes(losses, stop_now)
                 if not all(math.isfinite(v) for v in losses):
                     raise UserError(
                         f"non-finite loss at epoch {epoch}, batch {batch} "
-                        f"({dict(zip(LOSS_NAMES, losses))}); training stopped, the last good "
+                        f"({dict(zip(names, losses))}); training stopped, the last good "
                         f"state is in {last_path}; try a smaller learning rate")
                 for i, v in enumerate(losses):
                     sums[i] += v * rows
@@ -563,10 +746,11 @@ def main(argv=None):
             # images trained on in this epoch by this run (fewer after a mid-epoch resume)
             images_per_s = (n_train - first * cfg.batch_size) / seconds
             means = [s / n_train for s in sums]
-            row = {"epoch": epoch, **dict(zip(LOSS_NAMES, means)), "seconds": seconds}
+            row = {"epoch": epoch, **dict(zip(names, means)), "seconds": seconds}
             history.append(row)
-            log.info("[Epoch %d/%d] recon_loss %.6f  d_loss %.6f  g_loss %.6f  (%.1f s, %.0f img/s)",
-                     epoch, cfg.n_epochs, *means, seconds, images_per_s)
+            log.info("[Epoch %d/%d] %s  (%.1f s, %.0f img/s)", epoch, cfg.n_epochs,
+                     "  ".join(f"{k} {v:.6f}" for k, v in zip(names, means)), seconds,
+                     images_per_s)
             if is_main:
                 write_epoch_outputs(epoch, row, images_per_s)
             if stop_now:
@@ -577,7 +761,7 @@ def main(argv=None):
     log.info("finished: %d epochs, %d steps in %.1f s", cfg.n_epochs, steps_run, elapsed)
     final = history[-1] if history else {}
     return {
-        **{k: final.get(k) for k in LOSS_NAMES},
+        **{k: final.get(k) for k in names},
         "epochs": cfg.n_epochs,
         "history": history,
         "steps": steps_run,

@@ -188,6 +188,9 @@ FIGURES = {
     "swiss_roll_labels": ["latent.png", "prior_samples.png", "swiss_roll_walk.png"],
     "supervised_15d": ["latent.png", "style_by_class.png"],
     "supervised_2d": ["latent.png", "style_by_class.png"],
+    # the semi-supervised / clustering AAE: a row per style, a column per category of y
+    **{name: ["latent.png", "style_by_class.png"]
+       for name in ("semi_100", "semi_1000", "semi_all", "cluster_16", "cluster_30")},
 }
 
 

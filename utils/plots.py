@@ -22,16 +22,25 @@ def _save(fig, path):
 
 
 def plot_losses(history, path):
-    """The epoch means of train.py's three losses: rows of {"epoch", "recon_loss", "d_loss",
-    "g_loss"}."""
+    """The epoch means of train.py's losses: rows of {"epoch", "recon_loss", "d_loss",
+    "g_loss"} (and "d_y_loss", "g_y_loss", "class_loss" for the categorical model)."""
     epochs = [row["epoch"] for row in history]
     fig = Figure(figsize=(10, 3.5))
     axes = fig.subplots(1, 2)
     axes[0].plot(epochs, [row["d_loss"] for row in history], label="D loss (discriminator)")
     axes[0].plot(epochs, [row["g_loss"] for row in history], label="G loss (encoder as generator)")
+    if history and "d_y_loss" in history[0]:  # the categorical model's second regularization
+        axes[0].plot(epochs, [row["d_y_loss"] for row in history], label="D_y loss (categorical)")
+        axes[0].plot(epochs, [row["g_y_loss"] for row in history], label="G_y loss (categorical)")
     axes[0].set_title("regularization phase")
-    axes[1].plot(epochs, [row["recon_loss"] for row in history], color="C2")
+    axes[1].plot(epochs, [row["recon_loss"] for row in history], color="C2",
+                 label="reconstruction BCE per pixel")
     axes[1].set_title("reconstruction BCE per pixel")
+    if history and "class_loss" in history[0]:  # the semi-supervised classification phase
+        axes[1].plot(epochs, [row["class_loss"] for row in history], color="C3",
+                     label="classification cross-entropy")
+        axes[1].set_title("reconstruction and classification")
+        axes[1].legend()
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

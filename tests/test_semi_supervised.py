@@ -1,0 +1,240 @@
+"""The semi-supervised and clustering AAE (paper §5-6, Figure 8, Tables 2-3): the labelled
+subset and its mini-batches, the categorical prior, the two error measures on hand-computed
+examples, the networks and phases, and every new preset training a few steps and writing its
+test error (train.py -> classify.py)."""
+import json
+
+import numpy as np
+import paddle
+import pytest
+
+import classify
+import config
+import train
+from conftest import run_dirs
+from network import CategoricalEncoder, build_networks
+from priors import CategoricalPrior, PaddleRandom
+from utils.errors import UserError
+
+TINY = ["--N", "32", "--N_train", "300", "--n_epochs", "1"]
+NEW_PRESETS = ("semi_100", "semi_1000", "semi_all", "cluster_16", "cluster_30")
+
+
+def parse(argv):
+    return config.parse_config("train.py", train.TRAIN_KEYS, argv)
+
+
+# ---- presets and their settings ------------------------------------------------------------
+def test_new_presets_set_the_papers_model():
+    for name, n_labeled in (("semi_100", 100), ("semi_1000", 1000)):
+        cfg = parse(["--preset", name])
+        assert (cfg.labels, cfg.n_labeled, cfg.n_categories) == ("semi_supervised", n_labeled, 10)
+        assert cfg.encoder == "deterministic" and cfg.prior == "gaussian"
+    assert parse(["--preset", "semi_all"]).n_labeled >= 60000  # more than MNIST holds
+    for name, k in (("cluster_16", 16), ("cluster_30", 30)):
+        cfg = parse(["--preset", name])
+        assert (cfg.labels, cfg.n_categories) == ("clustering", k)
+        assert cfg.model_dir == f"runs/{name}/model"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--n_categories", "16"], "--n_categories is used only with --labels semi_supervised or "
+                               "clustering"),
+    (["--preset", "cluster_16", "--n_labeled", "100"], "--n_labeled is used only with"),
+    (["--labels", "clustering"], "use --encoder deterministic"),
+    (["--preset", "semi_100", "--n_categories", "1"], "--n_categories must be >= 2"),
+])
+def test_inconsistent_categorical_settings_are_refused(argv, message):
+    with pytest.raises(UserError, match=message):
+        parse(argv)
+
+
+# ---- the labelled subset and its mini-batches ------------------------------------------------
+def test_label_budget_is_balanced_and_fixed_by_the_seed():
+    y = np.random.default_rng(0).integers(0, 10, 3000)
+    for budget in (100, 1000):
+        rows = train.semi_supervised_subset(y, budget, 10, seed=0)
+        assert len(rows) == len(set(rows)) == budget
+        np.testing.assert_array_equal(np.bincount(y[rows], minlength=10), budget // 10)
+        np.testing.assert_array_equal(train.semi_supervised_subset(y, budget, 10, seed=0), rows)
+        assert set(train.semi_supervised_subset(y, budget, 10, seed=1)) != set(rows)
+    # 'all': every training image keeps its label
+    np.testing.assert_array_equal(train.semi_supervised_subset(y, 10**9, 10, seed=0),
+                                  np.arange(3000))
+    with pytest.raises(UserError, match="images of class"):
+        train.semi_supervised_subset(y, 2990, 10, seed=0)
+
+
+def test_labelled_batches_cycle_through_the_whole_set():
+    n, size = 250, 100  # 2 whole mini-batches a pass (the last 50 of a pass's order wait)
+    first_pass = [train.labeled_batch_indices(n, size, step, seed=3) for step in range(2)]
+    assert all(len(rows) == size for rows in first_pass)
+    assert len(set(np.concatenate(first_pass))) == 2 * size  # no repeat within a pass
+    np.testing.assert_array_equal(train.labeled_batch_indices(n, size, 1, seed=3),
+                                  first_pass[1])  # a function of the step: resumable
+    second_pass = np.concatenate([train.labeled_batch_indices(n, size, s, 3) for s in (2, 3)])
+    assert set(second_pass) != set(np.concatenate(first_pass))  # a new order each pass
+    covered = np.concatenate([train.labeled_batch_indices(n, size, s, 3) for s in range(40)])
+    assert set(covered) == set(range(n))
+    # fewer labels than a batch: every step sees all of them
+    assert sorted(train.labeled_batch_indices(30, 100, 7, seed=0)) == list(range(30))
+
+
+# ---- the categorical prior -----------------------------------------------------------------
+@pytest.mark.parametrize("rng", [np.random.default_rng(0), PaddleRandom()])
+def test_categorical_prior_draws_uniform_one_hot_rows(rng):
+    paddle.seed(0)
+    prior = CategoricalPrior(16)
+    y = prior.sample(32000, rng)
+    assert y.shape == (32000, 16)
+    assert set(np.unique(y)) == {0.0, 1.0}
+    np.testing.assert_array_equal(y.sum(axis=1), 1.0)
+    counts = y.sum(axis=0)  # 2000 expected per category, std ~43
+    assert np.abs(counts - 2000).max() < 200
+    with pytest.raises(ValueError, match="no components"):
+        prior.sample(3, rng, labels=np.zeros(3))
+    with pytest.raises(ValueError, match="at least 2 categories"):
+        CategoricalPrior(1)
+
+
+# ---- the error measures ----------------------------------------------------------------------
+def test_classification_error_on_a_hand_example():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3], [0.5, 0.4, 0.1]])
+    assert classify.classification_error(probs, [0, 2, 0, 1]) == 0.5  # rows 2 and 3 wrong
+    with pytest.raises(ValueError, match="as many"):
+        classify.classification_error(probs, [0, 1])
+
+
+def test_clustering_error_on_a_hand_example():
+    # 3 clusters, 5 training images. Cluster 0 is most probable for image 1 (0.9): label 7;
+    # cluster 1 for image 3 (0.8): label 2; cluster 2 for image 4 (0.6): label 7.
+    train_probs = np.array([[0.5, 0.3, 0.2],
+                            [0.9, 0.05, 0.05],
+                            [0.4, 0.4, 0.2],
+                            [0.1, 0.8, 0.1],
+                            [0.2, 0.2, 0.6]])
+    train_labels = np.array([2, 7, 5, 2, 7])
+    np.testing.assert_array_equal(classify.cluster_labels(train_probs, train_labels), [7, 2, 7])
+    # test images go to clusters 0, 1, 2, 2 -> predicted 7, 2, 7, 7; the true labels 7, 5, 7, 1
+    test_probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]])
+    assert classify.clustering_error(train_probs, train_labels, test_probs,
+                                     [7, 5, 7, 1]) == 0.5
+
+
+# ---- networks and phases -----------------------------------------------------------------------
+def tiny_model(preset, *argv):
+    cfg = parse(["--preset", preset, "--N", "16", "--dropout", "0", *argv])
+    paddle.seed(0)
+    nets = build_networks(cfg, 20)
+    return cfg, nets, train.make_optimizers(cfg, nets)
+
+
+def snapshot(nets):
+    return {name: [p.numpy().copy() for p in layer.parameters()] for name, layer in nets.items()}
+
+
+def changed(before, nets):
+    return {name for name, layer in nets.items()
+            if any(not np.array_equal(a, p.numpy()) for a, p in zip(before[name],
+                                                                    layer.parameters()))}
+
+
+def test_categorical_networks_shapes():
+    cfg, nets, opts = tiny_model("cluster_16")
+    assert isinstance(nets["encoder"], CategoricalEncoder)
+    assert nets["decoder"].model[0].weight.shape == [10 + 16, 16]  # [z, y]
+    assert nets["discriminator_y"].model[0].weight.shape == [16, 16]
+    assert nets["discriminator"].model[0].weight.shape == [10, 16]
+    assert "classifier" not in opts and "discriminator_y" in opts
+    y_probs, z = nets["encoder"](paddle.rand([5, 20]))
+    assert y_probs.shape == [5, 16] and z.shape == [5, 10]
+    np.testing.assert_allclose(y_probs.numpy().sum(axis=1), 1.0, rtol=1e-5)
+    assert "classifier" in tiny_model("semi_100")[2]
+
+
+def test_each_categorical_phase_changes_only_what_it_owns():
+    cfg, nets, opts = tiny_model("semi_100")
+    x = paddle.to_tensor((np.random.default_rng(0).random((8, 20)) > 0.5).astype("float32"))
+    y = paddle.to_tensor(np.arange(8) % 10)
+    z_prior = paddle.normal(0.0, 1.0, [8, 10])
+    y_prior = paddle.to_tensor(CategoricalPrior(10).sample(8, np.random.default_rng(0))
+                               .astype("float32"))
+    before = snapshot(nets)
+    train.categorical_reconstruction_phase(x, nets["encoder"], nets["decoder"],
+                                           opts["encoder"][0], opts["decoder"][0])
+    assert changed(before, nets) == {"encoder", "decoder"}
+    before = snapshot(nets)
+    d_losses = train.categorical_discriminator_phase(
+        x, z_prior, y_prior, nets["encoder"], nets,
+        {k: opts[k][0] for k in ("discriminator", "discriminator_y")})
+    assert changed(before, nets) == {"discriminator", "discriminator_y"}
+    before = snapshot(nets)
+    g_losses = train.categorical_generator_phase(x, nets["encoder"], nets, opts["generator"][0])
+    assert changed(before, nets) == {"encoder"}
+    before = snapshot(nets)
+    class_loss = train.classification_phase(x, y, nets["encoder"], opts["classifier"][0])
+    assert changed(before, nets) == {"encoder"}
+    # the style head takes no part in classification
+    assert np.array_equal(before["encoder"][-1], nets["encoder"].style.bias.numpy())
+    assert np.isfinite([float(v) for v in (*d_losses, *g_losses, class_loss)]).all()
+
+
+def test_classification_phase_learns_the_labels():
+    """Ten classes of 20-pixel patterns: 100 classification steps (lr 1e-2) classify all."""
+    cfg, nets, opts = tiny_model("semi_100", "--gen_lr", "1e-2")
+    classes = np.arange(50) % 10
+    x = paddle.to_tensor((np.repeat(np.eye(10), 2, axis=1)[classes]).astype("float32"))
+    y = paddle.to_tensor(classes)
+    losses = [float(train.classification_phase(x, y, nets["encoder"], opts["classifier"][0]))
+              for _ in range(100)]
+    probs = classify.class_probabilities(nets["encoder"], x.numpy())
+    assert losses[-1] < 0.5 * losses[0]
+    assert classify.classification_error(probs, classes) == 0.0
+
+
+# ---- every new preset: a few steps, then its test error ----------------------------------------
+@pytest.mark.parametrize("preset", NEW_PRESETS)
+def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist_dir):
+    dirs = run_dirs(tmp_path)
+    out = train.main(["--preset", preset, "--data_dir", mnist_dir] + TINY + dirs)
+    names = train.loss_names(parse(["--preset", preset]))
+    assert out["steps"] == 3 and np.isfinite([out[k] for k in names]).all()
+    header = (tmp_path / "run/logs/loss.csv").read_text().splitlines()[0]
+    assert header == "epoch," + ",".join(names) + ",seconds"
+    assert ("class_loss" in names) == preset.startswith("semi")
+
+    result = classify.main(["--load_epoch", "0", "--N_test", "200", "--data_dir", mnist_dir,
+                            "--model_dir", str(tmp_path / "run/model"),
+                            "--logs_dir", str(tmp_path / "run/logs")])
+    saved = json.loads((tmp_path / "run/logs/classify.json").read_text())
+    assert saved["test_error"] == result["test_error"]
+    assert 0.0 <= result["test_error"] <= 1.0 and result["n_test"] == 200
+    if preset.startswith("cluster"):
+        assert len(saved["cluster_labels"]) == int(preset.split("_")[1])
+        assert saved["n_train"] == 300
+
+
+def test_semi_supervised_run_resumes_exactly(tmp_path, mnist_dir):
+    common = ["--preset", "semi_100", "--data_dir", mnist_dir] + TINY[:4]
+    straight = train.main(common + ["--n_epochs", "2"] + run_dirs(tmp_path, "a"))
+    train.main(common + ["--n_epochs", "1"] + run_dirs(tmp_path, "b"))
+    resumed = train.main(common + ["--n_epochs", "2", "--resume"] + run_dirs(tmp_path, "b"))
+    assert [r["class_loss"] for r in resumed["history"]] == \
+        [r["class_loss"] for r in straight["history"]]
+    assert [r["d_y_loss"] for r in resumed["history"]] == \
+        [r["d_y_loss"] for r in straight["history"]]
+
+
+def test_classify_refuses_a_model_without_categories(tmp_path, mnist_dir):
+    dirs = run_dirs(tmp_path)
+    train.main(["--data_dir", mnist_dir] + TINY + dirs)
+    with pytest.raises(UserError, match="needs a model with a categorical q"):
+        classify.main(["--load_epoch", "0", "--data_dir", mnist_dir,
+                       "--model_dir", str(tmp_path / "run/model"),
+                       "--logs_dir", str(tmp_path / "run/logs")])
+
+
+def test_semi_supervised_needs_one_category_per_class(tmp_path, mnist_dir):
+    with pytest.raises(UserError, match="--n_categories must be 10"):
+        train.main(["--preset", "semi_100", "--n_categories", "12", "--data_dir", mnist_dir]
+                   + TINY + run_dirs(tmp_path))

@@ -9,7 +9,7 @@ reproduction:
 3. regularization, generator: the encoder (train mode) learns to make D call its codes prior
    samples (its own Adam, ``reg_lr``).
 
-The prior is chosen by ``--prior`` (priors.py). Labels enter in one of two ways (``--labels``):
+The prior is chosen by ``--prior`` (priors.py). ``--labels`` selects one of four variants:
 ``regularization`` (paper §2.3, Figures 3-4): D also sees a one-hot label with an extra
 'unlabelled' slot, and a labelled image's prior sample comes from its label's mixture component
 or swiss roll section; ``supervised`` (paper §4, Figures 6-7): the decoder also sees the one-hot

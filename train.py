@@ -117,7 +117,12 @@ def reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_opt, sync=no_
     ``y_onehot``: the labels, for the supervised AAE's decoder p(x|y, z)."""
     encoder.train()
     decoder.train()
-    x_logits = decoder(encoder(x), y_onehot)
+    return fit_reconstruction(decoder(encoder(x), y_onehot), x, encoder, decoder, encoder_opt,
+                              decoder_opt, sync)
+
+
+def fit_reconstruction(x_logits, x, encoder, decoder, encoder_opt, decoder_opt, sync=no_sync):
+    """One update of encoder and decoder on the reconstruction BCE of ``x_logits``; returns it."""
     recon_loss = F.binary_cross_entropy_with_logits(x_logits, x)
     recon_loss.backward()
     sync(encoder, decoder)
@@ -182,14 +187,8 @@ def categorical_reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_o
     encoder.train()
     decoder.train()
     y_probs, z_codes = encoder(x)
-    recon_loss = F.binary_cross_entropy_with_logits(decoder(z_codes, y_probs), x)
-    recon_loss.backward()
-    sync(encoder, decoder)
-    decoder_opt.step()
-    encoder_opt.step()
-    decoder_opt.clear_grad(set_to_zero=False)
-    encoder_opt.clear_grad(set_to_zero=False)
-    return recon_loss
+    return fit_reconstruction(decoder(z_codes, y_probs), x, encoder, decoder, encoder_opt,
+                              decoder_opt, sync)
 
 
 def categorical_discriminator_phase(x, z_prior, y_prior, encoder, discriminators,

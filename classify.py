@@ -8,7 +8,10 @@ The encoder's categorical head q(y|x) classifies the 10,000 test digits:
   with the highest q(y=k|x) (the paper's §6: "we assign the label of the training point with
   the highest probability to the whole cluster"); a test digit goes to its cluster
   argmax_k q(y=k|x) and takes that cluster's label (Table 3). The training images are the
-  first N_train of the split, the ones the model was trained on (its config's N_train).
+  first N_train of the split, the ones the model was trained on (its config's N_train);
+- with cluster heads (``--cluster_heads``, paper §7): also ``nearest_head_error``, each test
+  digit's representation r = q(y|x) W + z taking the label of its nearest cluster head (head
+  k has category k's label, as above).
 
     python classify.py --preset semi_1000          # runs/semi_1000/model/model199.npz
     python classify.py --preset cluster_16 --load_epoch 99
@@ -65,6 +68,16 @@ def clustering_error(train_probs, train_labels, test_probs, test_labels):
     return float(np.mean(predicted != np.asarray(test_labels).reshape(-1)))
 
 
+def nearest_head_error(representations, heads, head_labels, labels):
+    """The test error when each representation r [n, d] takes the label (``head_labels`` [K])
+    of its nearest cluster head (rows of ``heads`` [K, d]): the dimensionality-reduction AAE
+    read as a nearest-centre classifier (paper §7)."""
+    r, heads = np.asarray(representations, np.float64), np.asarray(heads, np.float64)
+    distance = ((r[:, None, :] - heads[None, :, :]) ** 2).sum(axis=-1)  # [n, K]
+    predicted = np.asarray(head_labels)[distance.argmin(axis=1)]
+    return float(np.mean(predicted != np.asarray(labels).reshape(-1)))
+
+
 # ---- the model's q(y|x) ---------------------------------------------------------------
 def class_probabilities(encoder, x):
     """q(y|x) [n, K] of images x [n, pixels] (eval mode, no gradients)."""
@@ -74,6 +87,18 @@ def class_probabilities(encoder, x):
         for start in range(0, len(x), GENERATION_BATCH):
             logits = encoder.logits(paddle.to_tensor(x[start:start + GENERATION_BATCH]))
             out.append(F.softmax(logits, axis=1).numpy())
+    return np.concatenate(out)
+
+
+def representations(encoder, decoder, x):
+    """r = q(y|x) W + z [n, d] of images x [n, pixels]: the dimensionality-reduction AAE's
+    low-dimensional map (paper §7; the decoder holds the cluster heads W)."""
+    encoder.eval()
+    out = []
+    with paddle.no_grad():
+        for start in range(0, len(x), GENERATION_BATCH):
+            y_probs, z = encoder(paddle.to_tensor(x[start:start + GENERATION_BATCH]))
+            out.append(decoder.representation(z, y_probs).numpy())
     return np.concatenate(out)
 
 
@@ -103,17 +128,27 @@ def main(argv=None):
               "n_test": len(data["y_test"]), "train_config": train_cfg.to_dict()}
     if clustering:
         train_probs = class_probabilities(nets["encoder"], data["x_train"])
-        result["cluster_labels"] = cluster_labels(train_probs, data["y_train"]).tolist()
+        labels_of_category = cluster_labels(train_probs, data["y_train"])
+        result["cluster_labels"] = labels_of_category.tolist()
         result["n_train"] = len(data["y_train"])
         result["test_error"] = clustering_error(train_probs, data["y_train"], test_probs,
                                                 data["y_test"])
     else:
+        labels_of_category = np.arange(train_cfg.n_categories)
         result["n_labeled"] = train_cfg.n_labeled
         result["test_error"] = classification_error(test_probs, data["y_test"])
+    decoder = nets["decoder"]
+    if decoder.cluster_heads is not None:
+        r = representations(nets["encoder"], decoder, data["x_test"])
+        result["nearest_head_error"] = nearest_head_error(
+            r, decoder.cluster_heads.numpy(), labels_of_category, data["y_test"])
     result["seconds"] = time.perf_counter() - t0
     checkpoint.atomic_write(os.path.join(cfg.logs_dir, "classify.json"),
                             lambda f: f.write(json.dumps(result, indent=2).encode()))
     line = f"test error = {100 * result['test_error']:.2f}% on {result['n_test']} test images"
+    if "nearest_head_error" in result:
+        line += (f"; nearest cluster head of r = y W + z: "
+                 f"{100 * result['nearest_head_error']:.2f}%")
     log.info("%s (%s)", line, train_cfg.labels)
     print(line)
     return result

@@ -19,6 +19,11 @@ from typing import Optional
 from utils.errors import UserError
 
 
+def _cli_text(value):
+    """A value as it is typed on the command line (booleans as true / false)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _f(default, help, **meta):
     return field(default=default, metadata={"help": help, **meta})
 
@@ -56,6 +61,9 @@ _FIGURE_EPOCHS = _epochs(20)
 # it is decoded with. Layers, dropout, learning rates and epochs are the likelihood model's
 # (chosen as for the 2-d presets above).
 _CATEGORICAL = {"latent_dim": 10, "std": 1.0, **_PAPER_ENCODER}
+# The dimensionality-reduction AAE (paper §7, Figure 9): the categorical model with a 2-d
+# style and learned cluster heads, decoding r = y W + z.
+_DIMRED = {**_CATEGORICAL, "latent_dim": 2, "cluster_heads": True}
 # n_labeled of semi_all: more than any training split holds, so every image keeps its label.
 ALL_LABELS = 10**9
 
@@ -99,6 +107,14 @@ PRESETS = {
     "cluster_30": ("Table 3: unsupervised clustering AAE, 30 categories, no labels",
                    {**_CATEGORICAL, "labels": "clustering", "n_categories": 30,
                     **_run_dirs("cluster_30")}),
+    "dimred_1000": ("Figure 10a: 2-d dimensionality reduction, 10 cluster heads plus a 2-d "
+                    "style, 1000 labels",
+                    {**_DIMRED, "labels": "semi_supervised", "n_labeled": 1000,
+                     **_run_dirs("dimred_1000")}),
+    "dimred_unsupervised": ("Figure 10b: 2-d dimensionality reduction without labels, 20 "
+                            "cluster heads",
+                            {**_DIMRED, "labels": "clustering", "n_categories": 20,
+                             **_run_dirs("dimred_unsupervised")}),
 }
 
 
@@ -152,6 +168,15 @@ class Config:
                         "--N_train: every image")
     n_categories: int = _f(10, "with --labels semi_supervised or clustering: categories of y "
                            "(paper §5: one per digit; §6, Table 3: 16 or 30 clusters)", low=2)
+    cluster_heads: bool = _f(False, "with --labels semi_supervised or clustering: the decoder "
+                             "gets r = y W + z instead of [z, y], W holding one learned cluster "
+                             "head per category in the code space, so that r is a low-"
+                             "dimensional map of the digits (paper §7, Figures 9-10: "
+                             "dimensionality reduction)")
+    cluster_head_eta: float = _f(4.0, "with --cluster_heads: two heads closer than this are "
+                                 "pushed apart, the cost growing linearly below it (paper §7; "
+                                 "its value chosen: 4 style stds keeps neighbouring clusters "
+                                 "apart)")
     n_unlabeled: int = _f(40000, "with --labels regularization: training images used without "
                           "their label (paper §2.3, Figure 4: 40k)", low=0)
     # ---- training ---------------------------------------------------------------------
@@ -248,13 +273,16 @@ class Config:
             "n_labeled": ("labels", ("regularization", "semi_supervised")),
             "n_categories": ("labels", ("semi_supervised", "clustering")),
             "n_unlabeled": ("labels", "regularization"),
+            "cluster_heads": ("labels", ("semi_supervised", "clustering")),
+            "cluster_head_eta": ("cluster_heads", True),
         }
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name, (switch, wanted) in used_only_with.items():
-            wanted = (wanted,) if isinstance(wanted, str) else wanted
+            wanted = wanted if isinstance(wanted, tuple) else (wanted,)
             if getattr(self, switch) not in wanted and getattr(self, name) != defaults[name]:
-                raise UserError(f"--{name} is used only with --{switch} {' or '.join(wanted)} "
-                                f"(--{switch} is {getattr(self, switch)})")
+                raise UserError(f"--{name} is used only with --{switch} "
+                                f"{' or '.join(map(_cli_text, wanted))} (--{switch} is "
+                                f"{_cli_text(getattr(self, switch))})")
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -125,15 +125,38 @@ class Decoder(nn.Layer):
     """p(x|z): code -> logits of the pixel means (Bernoulli decoder, sigmoid output).
 
     ``label_dim`` > 0: the supervised AAE's decoder p(x|y, z) (paper §4, Figure 6), which also
-    receives the one-hot label y, so that the code z is left to learn the style."""
+    receives the one-hot label y, so that the code z is left to learn the style.
 
-    def __init__(self, latent_dim, hidden, out_dim, dropout=0.2, label_dim=0):
+    ``cluster_heads``: the dimensionality-reduction AAE's decoder (paper §7, Figure 9). It
+    holds a learned matrix W [label_dim, latent_dim] whose rows are the cluster heads, and
+    decodes the representation r = y W + z: the head of y's category plus the style."""
+
+    def __init__(self, latent_dim, hidden, out_dim, dropout=0.2, label_dim=0,
+                 cluster_heads=False, head_std=1.0):
         super().__init__()
         self.label_dim = int(label_dim)
-        self.model = nn.Sequential(*_hidden_stack(latent_dim + self.label_dim, hidden, dropout),
+        self.cluster_heads = None
+        in_units = latent_dim + self.label_dim
+        if cluster_heads:
+            if not self.label_dim:
+                raise ValueError("cluster heads need label_dim > 0 categories")
+            # rows drawn from N(0, head_std^2 I) (the paper gives no initialisation)
+            self.cluster_heads = self.create_parameter(
+                [self.label_dim, latent_dim],
+                default_initializer=nn.initializer.Normal(0.0, head_std))
+            in_units = latent_dim
+        self.model = nn.Sequential(*_hidden_stack(in_units, hidden, dropout),
                                    nn.Linear(hidden, out_dim))
 
+    def representation(self, z, y):
+        """r = y W + z [B, latent_dim]: the dimensionality-reduction AAE's code."""
+        if y is None or y.shape[-1] != self.label_dim:
+            raise ValueError(f"this decoder needs a category input of {self.label_dim} units")
+        return z + paddle.matmul(y.astype(z.dtype), self.cluster_heads)
+
     def forward(self, z, y_onehot=None):
+        if self.cluster_heads is not None:
+            return self.model(self.representation(z, y_onehot))  # [B, out] logits
         return self.model(_with_label(z, y_onehot, self.label_dim, "decoder"))  # [B, out] logits
 
     def probs(self, z, y_onehot=None):
@@ -173,13 +196,17 @@ def build_networks(cfg, in_dim, n_classes=10):
     pixels and 10 digits for MNIST; n_classes matters only with labels).
 
     The semi-supervised / clustering AAE (paper Figure 8) has four: the encoder q(y, z|x), the
-    decoder p(x|y, z) (y enters as the softmax of q(y|x), in the label units), and two
-    discriminators, one on the style z and one on the categorical y."""
+    decoder p(x|y, z) (y enters as the softmax of q(y|x), in the label units; with
+    ``cluster_heads`` through r = y W + z), and two discriminators, one on the style z and one
+    on the categorical y."""
     if cfg.labels in CATEGORICAL_MODES:
         k = cfg.n_categories
         return {
             "encoder": CategoricalEncoder(in_dim, cfg.N, k, cfg.latent_dim, cfg.dropout),
-            "decoder": Decoder(cfg.latent_dim, cfg.N, in_dim, cfg.dropout, label_dim=k),
+            # cluster heads start at the spread their cost asks for (std eta, chosen): Adam at
+            # gen_lr moves them only ~0.1 an epoch
+            "decoder": Decoder(cfg.latent_dim, cfg.N, in_dim, cfg.dropout, label_dim=k,
+                               cluster_heads=cfg.cluster_heads, head_std=cfg.cluster_head_eta),
             "discriminator": Discriminator(cfg.latent_dim, cfg.N, cfg.dropout),
             "discriminator_y": Discriminator(k, cfg.N, cfg.dropout),
         }

@@ -1,6 +1,6 @@
-"""The figures of the paper's code-space experiments, from a checkpoint (Figures 2, 4 and 7).
+"""The figures of the paper's code-space experiments, from a checkpoint (Figures 2, 4, 7, 10).
 
-    python plot.py --preset gmm_labels          # runs/gmm_labels/model/model199.npz
+    python plot.py --preset gmm_labels          # runs/gmm_labels/model/model19.npz
     python plot.py --checkpoint model/model199.npz --images_dir images
 
 What is drawn follows the checkpoint's own config (its prior, code size and labels), written
@@ -18,7 +18,9 @@ to images_dir:
 - swiss roll prior: swiss_roll_walk.png, decodes walking along the roll from its centre, a row
   per section (Figure 4d);
 - supervised: style_by_class.png, a row per style drawn from the prior, a column per class
-  (Figure 7); the semi-supervised and clustering AAEs: the same, a column per category of y.
+  (Figure 7); the semi-supervised and clustering AAEs: the same, a column per category of y;
+- with cluster heads (paper §7, Figure 10): latent.png shows the representations
+  r = q(y|x) W + z of the test digits with the heads W marked.
 
 logs/plot.json records the files and, with label regularization, component_accuracy: the
 fraction of test digits whose code is nearest to their own label's component / section.
@@ -33,6 +35,7 @@ import numpy as np
 
 import config
 from data_maker import load_split
+from classify import representations
 from eval import checkpoint_path, decode, encode_means, load_model
 from priors import GaussianMixturePrior, GaussianPrior, SwissRollPrior, build_prior, \
     component_accuracy
@@ -90,15 +93,22 @@ def main(argv=None):
              meta.get("epoch"), train_cfg.prior, train_cfg.latent_dim, train_cfg.labels)
 
     written = {}
-    codes = encode_means(nets["encoder"], x_test)
-    background = None
-    if train_cfg.latent_dim == 2:
-        background = prior.sample(BACKGROUND_POINTS, np.random.default_rng([cfg.seed, 1]))
-    what = "style codes" if train_cfg.labels in DECODER_LABEL_MODES else "codes"
-    title = (f"{what} of {len(codes)} test digits, {train_cfg.prior} prior"
-             if train_cfg.latent_dim == 2 else None)
+    decoder = nets["decoder"]
+    background = heads = None
+    if decoder.cluster_heads is not None:  # paper §7: the map is r = y W + z, not the style
+        codes = representations(nets["encoder"], decoder, x_test)
+        heads = decoder.cluster_heads.numpy()
+        title = (f"r = y W + z of {len(codes)} test digits; crosses: the {len(heads)} "
+                 f"cluster heads")
+    else:
+        codes = encode_means(nets["encoder"], x_test)
+        if train_cfg.latent_dim == 2:
+            background = prior.sample(BACKGROUND_POINTS, np.random.default_rng([cfg.seed, 1]))
+        what = "style codes" if train_cfg.labels in DECODER_LABEL_MODES else "codes"
+        title = (f"{what} of {len(codes)} test digits, {train_cfg.prior} prior"
+                 if train_cfg.latent_dim == 2 else None)
     written["latent.png"] = plot_latent_scatter(
-        codes, y_test, os.path.join(cfg.images_dir, "latent.png"), background, title)
+        codes, y_test, os.path.join(cfg.images_dir, "latent.png"), background, title, heads)
     for name, (z, labels, columns) in figure_codes(prior, train_cfg.labels, n_classes,
                                                    cfg.seed).items():
         images = decode(nets["decoder"], z, labels=labels)

@@ -60,7 +60,7 @@ TRAIN_KEYS = [
     "resume", "device", "model_dir", "images_dir", "logs_dir", "visualdl",
     "prior", "n_components", "gmm_radius", "gmm_radial_std", "gmm_tangential_std",
     "swiss_roll_radius", "swiss_roll_turns", "labels", "n_labeled", "n_unlabeled", "preset",
-    "n_categories",
+    "n_categories", "cluster_heads", "cluster_head_eta",
 ]
 # Settings that may differ between a run and its resumption (they do not change the math).
 # (A preset only names settings; the settings themselves are compared.)
@@ -71,6 +71,7 @@ LOSS_NAMES = ("recon_loss", "d_loss", "g_loss")
 # labels the cross-entropy of q(y|x) on the labelled mini-batches.
 CATEGORICAL_LOSS_NAMES = ("d_y_loss", "g_y_loss")
 CLASS_LOSS_NAMES = ("class_loss",)
+HEAD_LOSS_NAMES = ("head_loss",)  # the cluster heads' distance cost (paper §7)
 SAMPLE_GRID_ROWS = 10
 # One fixed file, rewritten by every run: VisualDL shows only the newest "vdlrecords*" file of
 # a folder, so a resumed run must not start a second one.
@@ -121,10 +122,12 @@ def reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_opt, sync=no_
                               decoder_opt, sync)
 
 
-def fit_reconstruction(x_logits, x, encoder, decoder, encoder_opt, decoder_opt, sync=no_sync):
-    """One update of encoder and decoder on the reconstruction BCE of ``x_logits``; returns it."""
+def fit_reconstruction(x_logits, x, encoder, decoder, encoder_opt, decoder_opt, sync=no_sync,
+                       extra_cost=None):
+    """One update of encoder and decoder on the reconstruction BCE of ``x_logits`` (plus
+    ``extra_cost`` when given); returns the BCE."""
     recon_loss = F.binary_cross_entropy_with_logits(x_logits, x)
-    recon_loss.backward()
+    (recon_loss if extra_cost is None else recon_loss + extra_cost).backward()
     sync(encoder, decoder)
     decoder_opt.step()
     encoder_opt.step()
@@ -181,14 +184,31 @@ def generator_phase(x, encoder, discriminator, generator_opt, sync=no_sync, y_on
 
 
 def categorical_reconstruction_phase(x, encoder, decoder, encoder_opt, decoder_opt,
-                                     sync=no_sync):
+                                     sync=no_sync, cluster_head_eta=None):
     """Phase 1 of the semi-supervised / clustering AAE (paper Figure 8): x -> (q(y|x), z) ->
-    decoder([z, y]), the softmax y decoded as it is; returns the BCE per pixel."""
+    decoder([z, y]), the softmax y decoded as it is. A decoder with cluster heads (paper §7)
+    decodes r = y W + z and its heads also pay ``cluster_head_cost``. Returns (the BCE per
+    pixel, the heads' cost or None)."""
     encoder.train()
     decoder.train()
     y_probs, z_codes = encoder(x)
-    return fit_reconstruction(decoder(z_codes, y_probs), x, encoder, decoder, encoder_opt,
-                              decoder_opt, sync)
+    head_cost = None
+    if decoder.cluster_heads is not None:
+        head_cost = cluster_head_cost(decoder.cluster_heads, cluster_head_eta)
+    recon_loss = fit_reconstruction(decoder(z_codes, y_probs), x, encoder, decoder, encoder_opt,
+                                    decoder_opt, sync, head_cost)
+    return recon_loss, head_cost
+
+
+def cluster_head_cost(heads, eta):
+    """Paper §7: every pair of cluster heads (rows of ``heads`` [K, d]) closer than ``eta``
+    costs eta - their distance; pairs at least eta apart cost nothing."""
+    k = heads.shape[0]
+    diff = heads.unsqueeze(1) - heads.unsqueeze(0)  # [K, K, d]
+    # the epsilon keeps sqrt differentiable on the diagonal, which the mask then drops
+    distance = paddle.sqrt((diff * diff).sum(axis=-1) + 1e-12)  # [K, K]
+    upper = paddle.to_tensor(np.triu(np.ones((k, k), dtype=np.float32), 1))  # each pair once
+    return (F.relu(eta - distance) * upper).sum()
 
 
 def categorical_discriminator_phase(x, z_prior, y_prior, encoder, discriminators,
@@ -240,13 +260,13 @@ def classification_phase(x_labeled, y_labeled, encoder, classifier_opt, sync=no_
 
 
 def categorical_train_step(x, nets, opts, sample_prior, sample_categories, sync=no_sync,
-                           labeled=None):
+                           labeled=None, cluster_head_eta=None):
     """Reconstruction, both regularizations and, given ``labeled`` = (x, y) of a labelled
     mini-batch, classification: the semi-supervised AAE (paper §5); without, the clustering
     AAE (§6). Returns the losses as floats, in the order of ``loss_names``."""
     enc = nets["encoder"]
-    recon_loss = categorical_reconstruction_phase(x, enc, nets["decoder"], opts["encoder"][0],
-                                                  opts["decoder"][0], sync)
+    recon_loss, head_cost = categorical_reconstruction_phase(
+        x, enc, nets["decoder"], opts["encoder"][0], opts["decoder"][0], sync, cluster_head_eta)
     z_prior = sample_prior(x.shape[0])
     y_prior = sample_categories(x.shape[0])
     d_losses = categorical_discriminator_phase(
@@ -256,20 +276,25 @@ def categorical_train_step(x, nets, opts, sample_prior, sample_categories, sync=
     losses = [recon_loss, d_losses[0], g_losses[0], d_losses[1], g_losses[1]]
     if labeled is not None:
         losses.append(classification_phase(*labeled, enc, opts["classifier"][0], sync))
+    if head_cost is not None:
+        losses.append(head_cost)
     return tuple(float(v) for v in losses)
 
 
 def loss_names(cfg):
     """The losses train_step returns for a Config, in order (the columns of loss.csv)."""
+    names = LOSS_NAMES
+    if cfg.labels in CATEGORICAL_MODES:
+        names += CATEGORICAL_LOSS_NAMES
     if cfg.labels == "semi_supervised":
-        return LOSS_NAMES + CATEGORICAL_LOSS_NAMES + CLASS_LOSS_NAMES
-    if cfg.labels == "clustering":
-        return LOSS_NAMES + CATEGORICAL_LOSS_NAMES
-    return LOSS_NAMES
+        names += CLASS_LOSS_NAMES
+    if cfg.cluster_heads:
+        names += HEAD_LOSS_NAMES
+    return names
 
 
 def train_step(x, nets, opts, sample_prior, sync=no_sync, y=None, sample_categories=None,
-               labeled=None):
+               labeled=None, cluster_head_eta=None):
     """The three phases on one mini-batch; returns the three losses as floats.
     ``sample_prior(n)`` draws n codes from p(z) (``sample_prior(n, y)`` with label
     regularization: row i from the part of p(z) of label y[i]); ``sync`` averages gradients
@@ -278,10 +303,11 @@ def train_step(x, nets, opts, sample_prior, sync=no_sync, y=None, sample_categor
 
     The semi-supervised / clustering AAE (its networks include ``discriminator_y``) runs
     ``categorical_train_step`` instead: ``sample_categories(n)`` draws one-hot y of Cat(K),
-    ``labeled`` is a labelled mini-batch (x, y) for its classification phase, or None."""
+    ``labeled`` is a labelled mini-batch (x, y) for its classification phase, or None, and
+    ``cluster_head_eta`` the margin of the cluster heads' cost (with cluster heads)."""
     if "discriminator_y" in nets:
         return categorical_train_step(x, nets, opts, sample_prior, sample_categories, sync,
-                                      labeled)
+                                      labeled, cluster_head_eta)
     enc, dec, disc = nets["encoder"], nets["decoder"], nets["discriminator"]
     y_decoder = one_hot(y, dec.label_dim) if dec.label_dim else None
     recon_loss = reconstruction_phase(x, enc, dec, opts["encoder"][0], opts["decoder"][0], sync,
@@ -715,7 +741,7 @@ def main(argv=None):
                 y = y_epoch[mine] if y_epoch is not None else None
                 losses = train_step(x, nets, opts, sample_prior, sync, y,
                                     sample_categories if categorical else None,
-                                    labeled_batch(step))
+                                    labeled_batch(step), cfg.cluster_head_eta)
                 stop_now = stop.requested
                 if world > 1:  # every process logs and decides on the same numbers
                     losses, stop_now = mean_over_processes(losses, stop_now)

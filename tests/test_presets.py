@@ -190,7 +190,8 @@ FIGURES = {
     "supervised_2d": ["latent.png", "style_by_class.png"],
     # the semi-supervised / clustering AAE: a row per style, a column per category of y
     **{name: ["latent.png", "style_by_class.png"]
-       for name in ("semi_100", "semi_1000", "semi_all", "cluster_16", "cluster_30")},
+       for name in ("semi_100", "semi_1000", "semi_all", "cluster_16", "cluster_30",
+                    "dimred_1000", "dimred_unsupervised")},
 }
 
 

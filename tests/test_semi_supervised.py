@@ -17,7 +17,8 @@ from priors import CategoricalPrior, PaddleRandom
 from utils.errors import UserError
 
 TINY = ["--N", "32", "--N_train", "300", "--n_epochs", "1"]
-NEW_PRESETS = ("semi_100", "semi_1000", "semi_all", "cluster_16", "cluster_30")
+NEW_PRESETS = ("semi_100", "semi_1000", "semi_all", "cluster_16", "cluster_30",
+               "dimred_1000", "dimred_unsupervised")
 
 
 def parse(argv):
@@ -139,6 +140,54 @@ def changed(before, nets):
                                                                     layer.parameters()))}
 
 
+def test_nearest_head_error_on_a_hand_example():
+    heads = [[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]
+    r = [[1.0, 1.0], [9.0, -1.0], [1.0, 8.0], [6.0, 0.0]]  # nearest: heads 0, 1, 2, 1
+    # heads 0 and 2 were given the same label (clustering), head 1 another
+    assert classify.nearest_head_error(r, heads, [7, 3, 7], [7, 3, 7, 7]) == 0.25
+    assert classify.nearest_head_error(r, heads, [0, 1, 2], [0, 1, 2, 1]) == 0.0
+
+
+# ---- the dimensionality-reduction AAE's cluster heads (paper §7) ------------------------------
+def test_cluster_head_cost_is_linear_below_eta_and_pushes_close_heads_apart():
+    heads = paddle.to_tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]], stop_gradient=False)
+    cost = train.cluster_head_cost(heads, 4.0)
+    assert float(cost) == pytest.approx(3.0)  # only the pair 1 apart: 4 - 1
+    cost.backward()
+    np.testing.assert_allclose(heads.grad.numpy(), [[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0]],
+                               atol=1e-6)  # descending the gradient moves 0 and 1 apart
+    far = paddle.to_tensor([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+    assert float(train.cluster_head_cost(far, 4.0)) == 0.0
+
+
+def test_decoder_with_cluster_heads_decodes_head_plus_style():
+    cfg, nets, _ = tiny_model("dimred_1000")
+    decoder = nets["decoder"]
+    heads = decoder.cluster_heads.numpy()
+    assert heads.shape == (10, 2) and decoder.model[0].weight.shape == [2, 16]
+    decoder.eval()
+    z = paddle.to_tensor(np.random.default_rng(0).normal(size=(4, 2)).astype("float32"))
+    y = paddle.to_tensor(np.eye(10, dtype=np.float32)[[0, 3, 3, 9]])
+    r = z.numpy() + heads[[0, 3, 3, 9]]
+    np.testing.assert_allclose(decoder.representation(z, y).numpy(), r, rtol=1e-6)
+    np.testing.assert_allclose(decoder(z, y).numpy(),
+                               decoder.model(paddle.to_tensor(r)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_cluster_heads_are_learned_in_the_reconstruction_phase():
+    cfg, nets, opts = tiny_model("dimred_unsupervised", "--cluster_head_eta", "100")
+    x = paddle.to_tensor((np.random.default_rng(0).random((8, 20)) > 0.5).astype("float32"))
+    before = nets["decoder"].cluster_heads.numpy().copy()
+    spread = float(train.cluster_head_cost(nets["decoder"].cluster_heads, 100.0))
+    for _ in range(20):
+        recon, head_cost = train.categorical_reconstruction_phase(
+            x, nets["encoder"], nets["decoder"], opts["encoder"][0], opts["decoder"][0],
+            cluster_head_eta=100.0)
+    assert not np.array_equal(before, nets["decoder"].cluster_heads.numpy())
+    # every pair is closer than eta = 100: the cost only falls as the heads spread out
+    assert float(head_cost) < spread
+
+
 def test_categorical_networks_shapes():
     cfg, nets, opts = tiny_model("cluster_16")
     assert isinstance(nets["encoder"], CategoricalEncoder)
@@ -201,7 +250,9 @@ def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist
     assert out["steps"] == 3 and np.isfinite([out[k] for k in names]).all()
     header = (tmp_path / "run/logs/loss.csv").read_text().splitlines()[0]
     assert header == "epoch," + ",".join(names) + ",seconds"
-    assert ("class_loss" in names) == preset.startswith("semi")
+    cfg = parse(["--preset", preset])
+    assert ("class_loss" in names) == (cfg.labels == "semi_supervised")
+    assert ("head_loss" in names) == cfg.cluster_heads
 
     result = classify.main(["--load_epoch", "0", "--N_test", "200", "--data_dir", mnist_dir,
                             "--model_dir", str(tmp_path / "run/model"),
@@ -209,9 +260,12 @@ def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist
     saved = json.loads((tmp_path / "run/logs/classify.json").read_text())
     assert saved["test_error"] == result["test_error"]
     assert 0.0 <= result["test_error"] <= 1.0 and result["n_test"] == 200
-    if preset.startswith("cluster"):
-        assert len(saved["cluster_labels"]) == int(preset.split("_")[1])
+    if cfg.labels == "clustering":
+        assert len(saved["cluster_labels"]) == cfg.n_categories
         assert saved["n_train"] == 300
+    assert ("nearest_head_error" in saved) == cfg.cluster_heads
+    if cfg.cluster_heads:
+        assert 0.0 <= saved["nearest_head_error"] <= 1.0
 
 
 def test_semi_supervised_run_resumes_exactly(tmp_path, mnist_dir):

@@ -105,10 +105,11 @@ def latent_view(codes, labels):
             f"({explained.sum():.0%} of the variance)")
 
 
-def plot_latent_scatter(codes, labels, path, background=None, title=None):
+def plot_latent_scatter(codes, labels, path, background=None, title=None, heads=None):
     """Codes [n, d] of digits with ``labels`` [n], coloured by digit (see ``latent_view``).
     ``background``: 2-d points (samples of the prior) drawn in light grey underneath, for
-    2-d codes; ``title`` replaces the default one."""
+    2-d codes; ``title`` replaces the default one; ``heads``: 2-d cluster heads [K, 2], drawn
+    as black crosses on top."""
     points, (xlabel, ylabel), default_title = latent_view(codes, labels)
     title = title or default_title
     labels = np.asarray(labels)
@@ -123,6 +124,9 @@ def plot_latent_scatter(codes, labels, path, background=None, title=None):
         chosen = labels == digit
         ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.6,
                    color=colours(int(digit) % 10), label=str(digit))
+    if heads is not None:
+        heads = np.asarray(heads)
+        ax.scatter(heads[:, 0], heads[:, 1], s=60, marker="x", color="black")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

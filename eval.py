@@ -233,6 +233,7 @@ def main(argv=None):
         "sigma_grid": sigma_grid_used, "valid_ll": valid_ll,
         "n_gen": cfg.N_gen, "n_valid": len(x_valid), "n_test": len(x_test),
         "seed": cfg.seed, "checkpoint": path, "trained_epochs": meta.get("epoch"),
+        "samples": cfg.save_samples,
         "train_config": train_cfg.to_dict(), "timings": timings,
         "latent_scatter": scatter_path, "n_latent": n_codes,
         "interpolation": interpolation_path,

@@ -8,6 +8,7 @@ import numpy as np
 import paddle
 import pytest
 
+import check_parzen
 import config
 import eval as evaluate
 import train
@@ -15,7 +16,6 @@ from conftest import ROOT, run_dirs
 from network import build_networks
 from utils import checkpoint
 from utils.errors import UserError
-from utils.parzen_ll import parzen_log_likelihood_direct
 
 SMALL = ["--N", "256", "--N_train", "3000", "--batch_size", "100"]
 
@@ -47,14 +47,36 @@ def test_train_then_eval_end_to_end(tmp_path, mnist_dir):
     assert np.isfinite(result["ll_mean"]) and result["ll_se"] > 0
     assert (run / "images/sigma_cv.png").is_file()
 
-    # The reported figure agrees with an independent float64 computation on the saved samples.
+    # The reported figure agrees with an independent float64 computation on the saved samples
+    # (check_parzen.py, the command the README gives for this).
     samples = np.load(samples_path)
     assert samples.shape == (500, 784) and samples.dtype == np.float32
     assert samples.min() >= 0.0 and samples.max() <= 1.0
-    import data_maker
-    x_test = data_maker.load_split(mnist_dir, n_test=400)["x_test"]
-    direct = parzen_log_likelihood_direct(x_test, samples, saved["sigma"])
-    assert abs(direct.mean() - saved["ll_mean"]) < 0.01
+    assert saved["samples"] == str(samples_path)
+    checked = check_parzen.main(["--data_dir", mnist_dir, "--logs_dir", str(run / "logs")])
+    assert checked["agrees"] and abs(checked["difference"]) < 0.01
+    assert (checked["n_test"], checked["n_samples"]) == (400, 500)
+    assert checked["ll_mean_reported"] == saved["ll_mean"]
+    assert json.loads((run / "logs/check_parzen.json").read_text()) == checked
+    # ... and a tampered report is caught
+    (run / "logs/eval.json").write_text(json.dumps(dict(saved, ll_mean=saved["ll_mean"] + 1)))
+    with pytest.raises(check_parzen.Mismatch, match="differ by more than 0.01 nats"):
+        check_parzen.check(["--data_dir", mnist_dir, "--logs_dir", str(run / "logs")])
+
+
+def test_check_parzen_needs_an_eval_that_saved_its_samples(tmp_path, mnist_dir):
+    logs = tmp_path / "logs"
+    with pytest.raises(UserError, match="eval.json not found: run python eval.py"):
+        check_parzen.main(["--data_dir", mnist_dir, "--logs_dir", str(logs)])
+    logs.mkdir()
+    (logs / "eval.json").write_text(json.dumps({"ll_mean": 1.0, "sigma": 0.2, "n_test": 10,
+                                                "samples": None}))
+    with pytest.raises(UserError, match="without --save_samples"):
+        check_parzen.main(["--data_dir", mnist_dir, "--logs_dir", str(logs)])
+    (logs / "eval.json").write_text(json.dumps({"ll_mean": 1.0, "sigma": 0.2, "n_test": 10,
+                                                "samples": str(tmp_path / "gone.npy")}))
+    with pytest.raises(UserError, match="gone.npy .named in eval.json. cannot be read"):
+        check_parzen.main(["--data_dir", mnist_dir, "--logs_dir", str(logs)])
 
 
 def test_resume_repeats_an_uninterrupted_run(tmp_path, mnist_dir):

@@ -1,0 +1,98 @@
+"""Re-derive eval.py's log-likelihood from its saved samples with a plain float64 estimator.
+
+eval.py computes the Parzen window in float32 with a distance expansion (fast, utils/
+parzen_ll.py). This script recomputes the figure it reported from the samples it saved, with
+``parzen_log_likelihood_direct``: explicit float64 differences x_i - g_j, no expansion, no
+float32 (slow: a few minutes for 10,000 x 10,000 images on 2 cores).
+
+    python eval.py --save_samples logs/samples.npy
+    python check_parzen.py                    # reads logs/eval.json, logs/samples.npy
+
+It uses the sigma, the samples file and the number of test images recorded in
+<logs_dir>/eval.json, prints both figures and their difference, writes
+<logs_dir>/check_parzen.json, and exits with status 1 if they differ by more than 0.01 nats.
+"""
+import json
+import os
+import time
+
+import numpy as np
+
+import config
+from data_maker import load_split
+from utils import checkpoint
+from utils.errors import UserError, run_cli
+from utils.parzen_ll import mean_and_standard_error, parzen_log_likelihood_direct
+
+CHECK_KEYS = ["data_dir", "logs_dir"]
+TOLERANCE_NATS = 0.01
+POINTS_PER_UPDATE = 100  # test images per progress-bar update
+
+
+def read_eval_result(logs_dir):
+    """eval.json of ``logs_dir``, which must name the samples file eval.py saved."""
+    path = os.path.join(logs_dir, "eval.json")
+    try:
+        with open(path) as f:
+            result = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: run python eval.py --logs_dir {logs_dir} "
+                        f"--save_samples {os.path.join(logs_dir, 'samples.npy')} first")
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} cannot be read ({err}); run eval.py again")
+    if not result.get("samples"):
+        raise UserError(f"{path} was written without --save_samples: run eval.py again with "
+                        f"--save_samples {os.path.join(logs_dir, 'samples.npy')}")
+    return result
+
+
+def main(argv=None):
+    cfg = config.parse_config("check_parzen.py", CHECK_KEYS, argv,
+                              description=__doc__.split("\n")[0])
+    t0 = time.perf_counter()
+    reported = read_eval_result(cfg.logs_dir)
+    try:
+        samples = np.load(reported["samples"], allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise UserError(f"samples file {reported['samples']} (named in eval.json) cannot be "
+                        f"read ({err}); run eval.py again with --save_samples")
+    x_test = load_split(cfg.data_dir, n_test=reported["n_test"], parts=("test",))["x_test"]
+    if samples.ndim != 2 or samples.shape[1] != x_test.shape[1]:
+        raise UserError(f"{reported['samples']} holds an array of shape {samples.shape}, not "
+                        f"[n, {x_test.shape[1]}] images")
+
+    from tqdm import tqdm
+    ll = []
+    with tqdm(total=len(x_test), desc="float64 Parzen", disable=None) as bar:
+        for start in range(0, len(x_test), POINTS_PER_UPDATE):
+            block = x_test[start:start + POINTS_PER_UPDATE]
+            ll.append(parzen_log_likelihood_direct(block, samples, reported["sigma"]))
+            bar.update(len(block))
+    mean, se = mean_and_standard_error(np.concatenate(ll))
+    difference = mean - reported["ll_mean"]
+    result = {"ll_mean_float64": mean, "ll_se_float64": se,
+              "ll_mean_reported": reported["ll_mean"], "difference": difference,
+              "sigma": reported["sigma"], "n_test": len(x_test),
+              "n_samples": len(samples), "samples": reported["samples"],
+              "agrees": abs(difference) <= TOLERANCE_NATS,
+              "seconds": time.perf_counter() - t0}
+    checkpoint.atomic_write(os.path.join(cfg.logs_dir, "check_parzen.json"),
+                            lambda f: f.write(json.dumps(result, indent=2).encode()))
+    print(f"float64: LL = {mean:.4f} ± {se:.2f}; eval.py reported {reported['ll_mean']:.4f}; "
+          f"difference {difference:+.4f} nats (sigma = {reported['sigma']:.4f})")
+    return result
+
+
+class Mismatch(UserError):
+    """The float64 figure differs from the reported one: exit status 1, not a usage error."""
+    exit_code = 1
+
+
+def check(argv=None):
+    """The command: ``main``, then a non-zero exit status when the two figures disagree."""
+    if not main(argv)["agrees"]:
+        raise Mismatch(f"the two differ by more than {TOLERANCE_NATS} nats")
+
+
+if __name__ == "__main__":
+    run_cli(check)

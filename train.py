@@ -25,6 +25,7 @@ mini-batches. ``--preset NAME`` selects an experiment's settings.
 
 Outputs: logs/train.log, logs/loss.csv (epoch means), logs/train_config.json,
 images/epoch{N}.png (a fixed set of prior samples decoded), images/loss_curve.png,
+images/samples_by_epoch.png (the grids of the first, a tenth, half and the last epoch),
 model/last.npz (resume point, every epoch) and model/model{N}.npz (weights, every
 ``save_every`` epochs and at the end). With ``--visualdl``, also logs/vdl/ for VisualDL
 (``visualdl --logdir logs/vdl``): the epoch losses, images/s and sample grids.
@@ -52,7 +53,7 @@ from utils import checkpoint
 from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
 from utils.paddle_save_image import save_image
-from utils.plots import plot_losses
+from utils.plots import plot_losses, plot_samples_by_epoch
 
 TRAIN_KEYS = [
     "data_dir", "N_train", "N", "latent_dim", "std", "dropout", "encoder", "eps_std",
@@ -784,6 +785,9 @@ def main(argv=None):
 
     elapsed = time.perf_counter() - t_run
     log.info("finished: %d epochs, %d steps in %.1f s", cfg.n_epochs, steps_run, elapsed)
+    if is_main:
+        plot_samples_by_epoch(cfg.images_dir, cfg.n_epochs,
+                              os.path.join(cfg.images_dir, "samples_by_epoch.png"))
     final = history[-1] if history else {}
     return {
         **{k: final.get(k) for k in names},

@@ -29,7 +29,8 @@ def test_train_then_eval_end_to_end(tmp_path, mnist_dir):
     assert history[-1]["recon_loss"] < 0.9 * history[0]["recon_loss"]
     run = tmp_path / "run"
     for name in ["model/model4.npz", "model/last.npz", "images/epoch0.png", "images/epoch4.png",
-                 "images/loss_curve.png", "logs/loss.csv", "logs/train.log",
+                 "images/loss_curve.png", "images/samples_by_epoch.png", "logs/loss.csv",
+                 "logs/train.log",
                  "logs/train_config.json"]:
         assert (run / name).is_file(), name
     assert json.loads((run / "logs/train_config.json").read_text())["N_train"] == 3000

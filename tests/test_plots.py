@@ -16,7 +16,8 @@ from conftest import run_dirs
 from network import Encoder
 from utils.errors import UserError
 from utils.plots import (DPI, latent_view, plot_interpolations, plot_latent_scatter,
-                         plot_losses, plot_sigma_curve, principal_components)
+                         plot_losses, plot_samples_by_epoch, plot_sigma_curve,
+                         principal_components, progress_epochs)
 
 TINY = ["--N", "64", "--N_train", "500", "--batch_size", "100"]
 FAST_EVAL = ["--N_gen", "200", "--N_valid", "100", "--sigma", "0.2"]
@@ -102,6 +103,16 @@ def test_plots_write_pngs_of_their_figure_size(tmp_path):
     for name, (path, (width, height)) in written.items():
         assert path == str(tmp_path / name)
         assert png_size(path) == (round(width * DPI), round(height * DPI)), name
+
+
+def test_samples_by_epoch_shows_the_first_tenth_half_and_last_grids(tmp_path):
+    assert progress_epochs(200) == [0, 20, 100, 199]
+    assert progress_epochs(5) == [0, 2, 4] and progress_epochs(1) == [0]
+    assert plot_samples_by_epoch(str(tmp_path), 200, str(tmp_path / "none.png")) is None
+    for epoch in (0, 20, 199):  # epoch 100's grid missing: left out
+        Image.new("L", (62, 62), color=epoch).save(tmp_path / f"epoch{epoch}.png")
+    path = plot_samples_by_epoch(str(tmp_path), 200, str(tmp_path / "progress.png"))
+    assert png_size(path) == (round(3 * 3 * DPI), round(3.3 * DPI))  # three panels
 
 
 def test_interpolation_grid_has_a_row_per_pair_and_a_column_per_step(tmp_path):

@@ -48,6 +48,35 @@ def plot_losses(history, path):
     return _save(fig, path)
 
 
+def progress_epochs(n_epochs):
+    """The epochs shown by ``plot_samples_by_epoch``: the first, a tenth of the way, halfway and
+    the last (0, 20, 100, 199 of 200)."""
+    return sorted({0, n_epochs // 10, n_epochs // 2, n_epochs - 1})
+
+
+def plot_samples_by_epoch(images_dir, n_epochs, path):
+    """train.py's sample grids images_dir/epoch{N}.png of ``progress_epochs`` side by side (the
+    same prior samples decoded as training goes on); grids not written are left out. Returns
+    the path, or None when there is no grid."""
+    from PIL import Image
+    grids = []
+    for epoch in progress_epochs(n_epochs):
+        try:
+            with Image.open(f"{images_dir}/epoch{epoch}.png") as image:
+                grids.append((epoch, np.asarray(image.convert("L"))))
+        except FileNotFoundError:
+            continue
+    if not grids:
+        return None
+    fig = Figure(figsize=(3 * len(grids), 3.3))
+    axes = np.atleast_1d(fig.subplots(1, len(grids)))
+    for ax, (epoch, pixels) in zip(axes, grids):
+        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"epoch {epoch}")
+        ax.axis("off")
+    return _save(fig, path)
+
+
 def plot_sigma_curve(sigmas, valid_ll, best_sigma, path):
     """eval.py's cross-validation of the Parzen window width."""
     fig = Figure(figsize=(5.5, 3.8))

@@ -61,7 +61,8 @@ TRAIN_KEYS = [
     "resume", "device", "model_dir", "images_dir", "logs_dir", "visualdl",
     "prior", "n_components", "gmm_radius", "gmm_radial_std", "gmm_tangential_std",
     "swiss_roll_radius", "swiss_roll_turns", "labels", "n_labeled", "n_unlabeled", "preset",
-    "n_categories", "cluster_heads", "cluster_head_eta",
+    "n_categories", "cluster_heads", "cluster_head_eta", "class_lr", "optimizer",
+    "gen_momentum", "reg_momentum", "class_momentum", "lr_decay_epochs",
 ]
 # Settings that may differ between a run and its resumption (they do not change the math).
 # (A preset only names settings; the settings themselves are compared.)
@@ -335,26 +336,46 @@ def one_hot(labels, n_units):
     return paddle.to_tensor(np.eye(n_units, dtype=np.float32)[labels])
 
 
-def make_optimizers(cfg, nets):
-    """Four Adams, as the reference: {name: (optimizer, the layer it updates)}. The encoder has
-    one for reconstruction (gen_lr) and one for regularization (reg_lr), each with its own
-    moment estimates."""
-    def adam(layer, lr):
-        return paddle.optimizer.Adam(learning_rate=lr, parameters=layer.parameters())
-    opts = {
-        "encoder": (adam(nets["encoder"], cfg.gen_lr), nets["encoder"]),
-        "decoder": (adam(nets["decoder"], cfg.gen_lr), nets["decoder"]),
-        "discriminator": (adam(nets["discriminator"], cfg.reg_lr), nets["discriminator"]),
-        "generator": (adam(nets["encoder"], cfg.reg_lr), nets["encoder"]),
-    }
-    if "discriminator_y" in nets:  # the categorical model: D_y, and q(y|x)'s own Adam
-        opts["discriminator_y"] = (adam(nets["discriminator_y"], cfg.reg_lr),
-                                   nets["discriminator_y"])
+def phase_settings(cfg):
+    """{optimizer name: (learning rate, momentum)} of each phase; the momentum is used only
+    with --optimizer momentum."""
+    settings = {"encoder": (cfg.gen_lr, cfg.gen_momentum),
+                "decoder": (cfg.gen_lr, cfg.gen_momentum),
+                "discriminator": (cfg.reg_lr, cfg.reg_momentum),
+                "generator": (cfg.reg_lr, cfg.reg_momentum)}
+    if cfg.labels in CATEGORICAL_MODES:  # the categorical model: D_y, and q(y|x)'s own
+        settings["discriminator_y"] = (cfg.reg_lr, cfg.reg_momentum)
         if cfg.labels == "semi_supervised":
-            # the classification phase's learning rate: gen_lr, chosen (the paper trains
-            # all phases with SGD + momentum at rates this project could not check)
-            opts["classifier"] = (adam(nets["encoder"], cfg.gen_lr), nets["encoder"])
+            settings["classifier"] = (cfg.class_lr, cfg.class_momentum)
+    return settings
+
+
+def make_optimizers(cfg, nets):
+    """One optimizer per phase and network, as the reference: {name: (optimizer, the layer
+    it updates)}. The encoder has one for reconstruction and one for regularization (and the
+    semi-supervised model one for classification), each with its own state. Adam by default;
+    SGD with momentum with --optimizer momentum."""
+    layers = {"encoder": "encoder", "decoder": "decoder", "discriminator": "discriminator",
+              "generator": "encoder", "discriminator_y": "discriminator_y",
+              "classifier": "encoder"}
+    opts = {}
+    for name, (lr, momentum) in phase_settings(cfg).items():
+        layer = nets[layers[name]]
+        if cfg.optimizer == "momentum":
+            optimizer = paddle.optimizer.Momentum(learning_rate=lr * cfg.lr_factor(0),
+                                                  momentum=momentum,
+                                                  parameters=layer.parameters())
+        else:
+            optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=layer.parameters())
+        opts[name] = (optimizer, layer)
     return opts
+
+
+def set_learning_rates(cfg, opts, epoch):
+    """The rates of ``epoch``: each phase's rate times ``cfg.lr_factor(epoch)`` (a step
+    schedule with --optimizer momentum; constant with Adam)."""
+    for name, (lr, _) in phase_settings(cfg).items():
+        opts[name][0].set_lr(lr * cfg.lr_factor(epoch))
 
 
 # ---------------------------------------------------------------------------------------
@@ -724,6 +745,7 @@ def main(argv=None):
                 grid_path = os.path.join(cfg.images_dir, f"epoch{past['epoch']}.png")
                 log_epoch_to_visualdl(vdl, past, grid_path=grid_path)
         for epoch in range(start_epoch, cfg.n_epochs):
+            set_learning_rates(cfg, opts, epoch)
             order_np = epoch_order(cfg.seed, epoch, n_train)
             order = paddle.to_tensor(order_np)
             x_epoch = paddle.gather(x_all, order)  # one copy per epoch, then cheap slices

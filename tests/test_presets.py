@@ -191,7 +191,7 @@ FIGURES = {
     # the semi-supervised / clustering AAE: a row per style, a column per category of y
     **{name: ["latent.png", "style_by_class.png"]
        for name in ("semi_100", "semi_1000", "semi_all", "cluster_16", "cluster_30",
-                    "dimred_1000", "dimred_unsupervised")},
+                    "semi_1000_sgd", "dimred_1000", "dimred_unsupervised")},
 }
 
 

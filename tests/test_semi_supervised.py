@@ -18,7 +18,7 @@ from utils.errors import UserError
 
 TINY = ["--N", "32", "--N_train", "300", "--n_epochs", "1"]
 NEW_PRESETS = ("semi_100", "semi_1000", "semi_all", "cluster_16", "cluster_30",
-               "dimred_1000", "dimred_unsupervised")
+               "semi_1000_sgd", "dimred_1000", "dimred_unsupervised")
 
 
 def parse(argv):
@@ -48,6 +48,63 @@ def test_new_presets_set_the_papers_model():
 def test_inconsistent_categorical_settings_are_refused(argv, message):
     with pytest.raises(UserError, match=message):
         parse(argv)
+
+
+# ---- the optimizer: Adam, or the paper's SGD with momentum and its step schedule -------------
+def test_momentum_schedule_divides_every_rate_by_ten_at_each_decay_epoch():
+    cfg = parse(["--preset", "semi_1000_sgd"])
+    assert [cfg.lr_factor(e) for e in (0, 49, 50, 999, 1000, 1999)] == \
+        pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert parse(["--preset", "semi_1000"]).lr_factor(1000) == 1.0  # Adam: constant
+    nets = build_networks(cfg, 20)
+    opts = train.make_optimizers(cfg, nets)
+    assert all(isinstance(opt, paddle.optimizer.Momentum) for opt, _ in opts.values())
+    assert set(opts) == {"encoder", "decoder", "discriminator", "generator",
+                         "discriminator_y", "classifier"}
+    train.set_learning_rates(cfg, opts, 50)
+    rates = {name: opt.get_lr() for name, (opt, _) in opts.items()}
+    assert rates == pytest.approx({"encoder": 1e-3, "decoder": 1e-3, "discriminator": 1e-2,
+                                   "generator": 1e-2, "discriminator_y": 1e-2,
+                                   "classifier": 1e-2})
+
+
+def test_momentum_sgd_step_is_the_heavy_ball_update():
+    """One classification step twice with momentum m: v1 = g1, v2 = m v1 + g2, w -= lr v."""
+    cfg, nets, _ = tiny_model("semi_1000_sgd", "--class_lr", "0.5", "--class_momentum", "0.5")
+    opts = train.make_optimizers(cfg, nets)
+    encoder, classifier = nets["encoder"], opts["classifier"][0]
+    x = paddle.to_tensor(np.random.default_rng(0).random((6, 20)).astype("float32"))
+    y = paddle.to_tensor(np.arange(6) % 10)
+    w0 = encoder.class_logits.bias.numpy().copy()
+    grads = []
+    for _ in range(2):
+        grads.append(paddle.grad(paddle.nn.functional.cross_entropy(
+            encoder.logits(x), y.reshape([-1, 1])), encoder.class_logits.bias)[0].numpy())
+        train.classification_phase(x, y, encoder, classifier)
+    expected = w0 - 0.5 * grads[0] - 0.5 * (0.5 * grads[0] + grads[1])
+    np.testing.assert_allclose(encoder.class_logits.bias.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--gen_momentum", "0.5"], "--gen_momentum is used only with --optimizer momentum"),
+    (["--optimizer", "momentum", "--lr_decay_epochs", "100,50"], "--lr_decay_epochs must be"),
+    (["--optimizer", "momentum", "--lr_decay_epochs", "fifty"], "--lr_decay_epochs must be"),
+    (["--class_lr", "0.1"], "--class_lr is used only with --labels semi_supervised"),
+    (["--optimizer", "sgd"], "invalid choice: 'sgd'"),
+])
+def test_bad_optimizer_settings_are_refused(argv, message):
+    with pytest.raises(UserError, match=message):
+        parse(argv)
+
+
+def test_momentum_run_resumes_exactly_across_a_decay(tmp_path, mnist_dir):
+    common = (["--preset", "semi_1000_sgd", "--data_dir", mnist_dir, "--lr_decay_epochs", "1",
+               "--n_labeled", "100"] + TINY[:4])
+    straight = train.main(common + ["--n_epochs", "2"] + run_dirs(tmp_path, "a"))
+    train.main(common + ["--n_epochs", "1"] + run_dirs(tmp_path, "b"))
+    resumed = train.main(common + ["--n_epochs", "2", "--resume"] + run_dirs(tmp_path, "b"))
+    for name in ("recon_loss", "class_loss", "d_y_loss"):
+        assert [r[name] for r in resumed["history"]] == [r[name] for r in straight["history"]]
 
 
 # ---- the labelled subset and its mini-batches ------------------------------------------------
@@ -230,7 +287,7 @@ def test_each_categorical_phase_changes_only_what_it_owns():
 
 def test_classification_phase_learns_the_labels():
     """Ten classes of 20-pixel patterns: 100 classification steps (lr 1e-2) classify all."""
-    cfg, nets, opts = tiny_model("semi_100", "--gen_lr", "1e-2")
+    cfg, nets, opts = tiny_model("semi_100", "--class_lr", "1e-2")
     classes = np.arange(50) % 10
     x = paddle.to_tensor((np.repeat(np.eye(10), 2, axis=1)[classes]).astype("float32"))
     y = paddle.to_tensor(classes)

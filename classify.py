@@ -26,80 +26,20 @@ import os
 import time
 
 import numpy as np
-import paddle
-import paddle.nn.functional as F
 
 import config
 from data_maker import load_split
-from eval import GENERATION_BATCH, checkpoint_path, load_model
+from eval import checkpoint_path, load_model
 from network import CATEGORICAL_MODES
 from train import select_device
 from utils import checkpoint
 from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
+from utils.metrics import (class_probabilities, classification_error, cluster_labels,
+                           clustering_error, nearest_head_error, representations)
 
 CLASSIFY_KEYS = ["data_dir", "N_test", "load_epoch", "checkpoint", "device", "model_dir",
                  "logs_dir", "preset"]
-
-
-# ---- metrics: pure numpy --------------------------------------------------------------
-def classification_error(probs, labels):
-    """The fraction of rows whose most probable class (argmax of probs [n, K]) is not the
-    label [n]."""
-    probs, labels = np.asarray(probs), np.asarray(labels).reshape(-1)
-    if len(probs) != len(labels) or len(labels) == 0:
-        raise ValueError(f"need as many (> 0) rows of probabilities as labels, got "
-                         f"{len(probs)} and {len(labels)}")
-    return float(np.mean(probs.argmax(axis=1) != labels))
-
-
-def cluster_labels(train_probs, train_labels):
-    """[K] the label of each cluster k: that of the training image with the highest
-    q(y=k|x) (paper §6)."""
-    train_probs = np.asarray(train_probs)
-    return np.asarray(train_labels).reshape(-1)[train_probs.argmax(axis=0)]
-
-
-def clustering_error(train_probs, train_labels, test_probs, test_labels):
-    """The test error when each test image takes the label of its most probable cluster,
-    clusters labelled by ``cluster_labels`` (paper §6, Table 3)."""
-    labels_of_cluster = cluster_labels(train_probs, train_labels)
-    predicted = labels_of_cluster[np.asarray(test_probs).argmax(axis=1)]
-    return float(np.mean(predicted != np.asarray(test_labels).reshape(-1)))
-
-
-def nearest_head_error(representations, heads, head_labels, labels):
-    """The test error when each representation r [n, d] takes the label (``head_labels`` [K])
-    of its nearest cluster head (rows of ``heads`` [K, d]): the dimensionality-reduction AAE
-    read as a nearest-centre classifier (paper §7)."""
-    r, heads = np.asarray(representations, np.float64), np.asarray(heads, np.float64)
-    distance = ((r[:, None, :] - heads[None, :, :]) ** 2).sum(axis=-1)  # [n, K]
-    predicted = np.asarray(head_labels)[distance.argmin(axis=1)]
-    return float(np.mean(predicted != np.asarray(labels).reshape(-1)))
-
-
-# ---- the model's q(y|x) ---------------------------------------------------------------
-def class_probabilities(encoder, x):
-    """q(y|x) [n, K] of images x [n, pixels] (eval mode, no gradients)."""
-    encoder.eval()
-    out = []
-    with paddle.no_grad():
-        for start in range(0, len(x), GENERATION_BATCH):
-            logits = encoder.logits(paddle.to_tensor(x[start:start + GENERATION_BATCH]))
-            out.append(F.softmax(logits, axis=1).numpy())
-    return np.concatenate(out)
-
-
-def representations(encoder, decoder, x):
-    """r = q(y|x) W + z [n, d] of images x [n, pixels]: the dimensionality-reduction AAE's
-    low-dimensional map (paper §7; the decoder holds the cluster heads W)."""
-    encoder.eval()
-    out = []
-    with paddle.no_grad():
-        for start in range(0, len(x), GENERATION_BATCH):
-            y_probs, z = encoder(paddle.to_tensor(x[start:start + GENERATION_BATCH]))
-            out.append(decoder.representation(z, y_probs).numpy())
-    return np.concatenate(out)
 
 
 def main(argv=None):

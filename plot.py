@@ -35,7 +35,6 @@ import numpy as np
 
 import config
 from data_maker import load_split
-from classify import representations
 from eval import checkpoint_path, decode, encode_means, load_model
 from priors import GaussianMixturePrior, GaussianPrior, SwissRollPrior, build_prior, \
     component_accuracy
@@ -43,6 +42,7 @@ from train import DECODER_LABEL_MODES, sample_grid_codes, select_device
 from utils import checkpoint
 from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
+from utils.metrics import representations
 from utils.paddle_save_image import save_image
 from utils.plots import plot_latent_scatter
 

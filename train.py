@@ -52,6 +52,7 @@ from priors import UNLABELED, CategoricalPrior, PaddleRandom, build_prior
 from utils import checkpoint
 from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
+from utils.metrics import class_probabilities, classification_error, clustering_error
 from utils.paddle_save_image import save_image
 from utils.plots import plot_losses, plot_samples_by_epoch
 
@@ -74,6 +75,8 @@ LOSS_NAMES = ("recon_loss", "d_loss", "g_loss")
 CATEGORICAL_LOSS_NAMES = ("d_y_loss", "g_y_loss")
 CLASS_LOSS_NAMES = ("class_loss",)
 HEAD_LOSS_NAMES = ("head_loss",)  # the cluster heads' distance cost (paper §7)
+# The categorical models' error on the validation split after each epoch (loss.csv column)
+VALID_ERROR = "valid_error"
 SAMPLE_GRID_ROWS = 10
 # One fixed file, rewritten by every run: VisualDL shows only the newest "vdlrecords*" file of
 # a folder, so a resumed run must not start a second one.
@@ -325,6 +328,17 @@ def train_step(x, nets, opts, sample_prior, sync=no_sync, y=None, sample_categor
     d_loss = discriminator_phase(x, z_prior, enc, disc, opts["discriminator"][0], sync, y_disc)
     g_loss = generator_phase(x, enc, disc, opts["generator"][0], sync, y_disc)
     return float(recon_loss), float(d_loss), float(g_loss)
+
+
+def validation_error(labels_mode, encoder, x_train, y_train, x_valid, y_valid):
+    """The categorical model's error on the validation images, measured as classify.py
+    measures the test error: semi-supervised, argmax q(y|x) against the label; clustering,
+    each category labelled by the training image it is most sure of (paper §6)."""
+    valid_probs = class_probabilities(encoder, x_valid)
+    if labels_mode == "clustering":
+        return clustering_error(class_probabilities(encoder, x_train), y_train, valid_probs,
+                                y_valid)
+    return classification_error(valid_probs, y_valid)
 
 
 def one_hot(labels, n_units):
@@ -598,7 +612,10 @@ def main(argv=None):
     device = select_device(cfg.device)
     rank, world = init_data_parallel()
     is_main = rank == 0  # the one process that writes logs, images and checkpoints
-    data = load_split(cfg.data_dir, n_train=cfg.N_train, parts=("train",))
+    categorical = cfg.labels in CATEGORICAL_MODES
+    # the categorical models also report their error on the validation split every epoch
+    data = load_split(cfg.data_dir, n_train=cfg.N_train,
+                      parts=("train", "valid") if categorical else ("train",))
     x_np, y_np = data["x_train"], data["y_train"]
     n_classes = N_CLASSES  # 10 digits (not y.max() + 1: a small subset may lack one)
     prior = build_prior(cfg)
@@ -609,7 +626,6 @@ def main(argv=None):
                             f"got {prior.n_components}")
         used, y_np = labeled_subset(y_np, cfg.n_labeled, cfg.n_unlabeled, n_classes, cfg.seed)
         x_np = x_np[used]
-    categorical = cfg.labels in CATEGORICAL_MODES
     x_labeled = y_labeled = None  # the labelled set of the semi-supervised AAE
     if categorical and world > 1:
         raise UserError(f"--labels {cfg.labels} runs in one process only (its labelled "
@@ -647,6 +663,7 @@ def main(argv=None):
     nets = build_networks(cfg, in_dim, n_classes)
     opts = make_optimizers(cfg, nets)
     names = loss_names(cfg)
+    columns = names + (VALID_ERROR,) if categorical else names  # of loss.csv
     start_epoch, start_batch, partial_sums = 0, 0, [0.0] * len(names)
     history = []
     if cfg.resume:
@@ -680,6 +697,7 @@ def main(argv=None):
                  np.bincount(y_labeled, minlength=n_classes).tolist(), n_train)
 
     x_all = paddle.to_tensor(x_np)
+    x_valid, y_valid = data.get("x_valid"), data.get("y_valid")
     del data, x_np
     batches_per_epoch = math.ceil(n_train / cfg.batch_size)
     z_grid, y_grid, grid_columns = sample_grid_codes(
@@ -720,7 +738,7 @@ def main(argv=None):
     def write_epoch_outputs(epoch, row, images_per_s):
         """The resume point, the loss CSV and plot, the sample grid, the kept checkpoint."""
         save_state(epoch + 1, 0, [0.0] * len(names))
-        write_loss_csv(csv_path, history, names)
+        write_loss_csv(csv_path, history, columns)
         grid_path = None
         if epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1:
             grid_path = save_samples(epoch)
@@ -795,9 +813,12 @@ def main(argv=None):
             images_per_s = (n_train - first * cfg.batch_size) / seconds
             means = [s / n_train for s in sums]
             row = {"epoch": epoch, **dict(zip(names, means)), "seconds": seconds}
+            if categorical:
+                row[VALID_ERROR] = validation_error(cfg.labels, nets["encoder"], x_all, y_np,
+                                                    x_valid, y_valid)
             history.append(row)
             log.info("[Epoch %d/%d] %s  (%.1f s, %.0f img/s)", epoch, cfg.n_epochs,
-                     "  ".join(f"{k} {v:.6f}" for k, v in zip(names, means)), seconds,
+                     "  ".join(f"{k} {row[k]:.6f}" for k in columns), seconds,
                      images_per_s)
             if is_main:
                 write_epoch_outputs(epoch, row, images_per_s)
@@ -812,7 +833,7 @@ def main(argv=None):
                               os.path.join(cfg.images_dir, "samples_by_epoch.png"))
     final = history[-1] if history else {}
     return {
-        **{k: final.get(k) for k in names},
+        **{k: final.get(k) for k in columns},
         "epochs": cfg.n_epochs,
         "history": history,
         "steps": steps_run,

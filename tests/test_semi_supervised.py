@@ -306,7 +306,8 @@ def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist
     names = train.loss_names(parse(["--preset", preset]))
     assert out["steps"] == 3 and np.isfinite([out[k] for k in names]).all()
     header = (tmp_path / "run/logs/loss.csv").read_text().splitlines()[0]
-    assert header == "epoch," + ",".join(names) + ",seconds"
+    assert header == "epoch," + ",".join(names) + ",valid_error,seconds"
+    assert 0.0 <= out["valid_error"] <= 1.0
     cfg = parse(["--preset", preset])
     assert ("class_loss" in names) == (cfg.labels == "semi_supervised")
     assert ("head_loss" in names) == cfg.cluster_heads

@@ -23,10 +23,12 @@ def _save(fig, path):
 
 def plot_losses(history, path):
     """The epoch means of train.py's losses: rows of {"epoch", "recon_loss", "d_loss",
-    "g_loss"} (and "d_y_loss", "g_y_loss", "class_loss" for the categorical model)."""
+    "g_loss"} (and "d_y_loss", "g_y_loss", "class_loss", "valid_error" for the categorical
+    model, drawn in a third panel)."""
     epochs = [row["epoch"] for row in history]
-    fig = Figure(figsize=(10, 3.5))
-    axes = fig.subplots(1, 2)
+    with_error = bool(history) and "valid_error" in history[0]
+    fig = Figure(figsize=(15 if with_error else 10, 3.5))
+    axes = fig.subplots(1, 3 if with_error else 2)
     axes[0].plot(epochs, [row["d_loss"] for row in history], label="D loss (discriminator)")
     axes[0].plot(epochs, [row["g_loss"] for row in history], label="G loss (encoder as generator)")
     if history and "d_y_loss" in history[0]:  # the categorical model's second regularization
@@ -41,6 +43,9 @@ def plot_losses(history, path):
                      label="classification cross-entropy")
         axes[1].set_title("reconstruction and classification")
         axes[1].legend()
+    if with_error:  # the categorical models' validation error
+        axes[2].plot(epochs, [100 * row["valid_error"] for row in history], color="C4")
+        axes[2].set_title("error on the validation split (%)")
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

@@ -13,9 +13,9 @@ The encoder's categorical head q(y|x) classifies the 10,000 test digits:
   digit's representation r = q(y|x) W + z taking the label of its nearest cluster head (head
   k has category k's label, as above).
 
-    python classify.py --preset semi_1000          # runs/semi_1000/model/model199.npz
-    python classify.py --preset cluster_16 --load_epoch 99
-    python classify.py --checkpoint runs/semi_100/model/model199.npz
+    python classify.py --preset semi_1000          # runs/semi_1000/model/model99.npz
+    python classify.py --preset cluster_16 --load_epoch 49
+    python classify.py --checkpoint runs/semi_100/model/model99.npz
 
 Writes logs/classify.log and logs/classify.json (the error and what it was computed on).
 """

@@ -170,6 +170,18 @@ def test_reference_pickle_loads_when_trusted(tmp_path):
     np.testing.assert_array_equal(loaded["decoder"](z).numpy(), nets["decoder"](z).numpy())
 
 
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through a private temporary file; the result is readable like any
+    file the user creates (mode 0666 minus the umask), not left private."""
+    previous = os.umask(0o022)
+    try:
+        checkpoint.atomic_write(str(tmp_path / "a.json"), lambda f: f.write(b"{}"))
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "a.json").read_bytes() == b"{}"
+
+
 def test_truncated_checkpoint_is_refused(tmp_path):
     cfg = config.Config(N=16).validate()
     path = tmp_path / "m.npz"

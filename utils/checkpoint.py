@@ -44,6 +44,12 @@ def _optimizer_arrays(opt_name, optimizer, layer):
     return arrays
 
 
+def _umask():
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write):
     """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, rename over ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -53,6 +59,8 @@ def atomic_write(path, write):
     except OSError as err:
         raise UserError(f"cannot write to {folder}: {err.strerror}; choose a writable folder")
     try:
+        # mkstemp makes the file private (0600); give it the mode of any new file instead
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

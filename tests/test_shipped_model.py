@@ -1,0 +1,64 @@
+"""The shipped model/model199.npz and the figures the READMEs quote from results/."""
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+import eval as evaluate
+from conftest import ROOT
+from utils import checkpoint
+
+SHIPPED = os.path.join(ROOT, "model", "model199.npz")
+HEADLINE = os.path.join(ROOT, "results", "seed0", "eval.json")
+
+
+def reported_runs():
+    """{run folder: eval.json} of every run in results/."""
+    runs = {}
+    folder = os.path.join(ROOT, "results")
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name, "eval.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                runs[name] = json.load(f)
+    return runs
+
+
+def test_shipped_model_is_weights_only_and_loads_without_pickle():
+    meta, arrays = checkpoint.load(SHIPPED)  # np.load with allow_pickle=False underneath
+    assert meta["epoch"] == 200 and meta["config"]["seed"] == 0
+    assert meta["config"]["n_epochs"] == 200 and meta["config"]["N_train"] == 59000
+    assert {k.split("/")[0] for k in arrays} == {"net"}  # no optimizer state ("opt/...")
+    assert {k.split("/")[1] for k in arrays} == {"encoder", "decoder", "discriminator"}
+    assert os.path.getsize(SHIPPED) < 40 * 2**20
+
+
+@pytest.mark.slow
+def test_shipped_model_reproduces_the_reported_likelihood(tmp_path, mnist_dir):
+    """What a fresh clone gets from python data_maker.py && python eval.py."""
+    with open(HEADLINE) as f:
+        reported = json.load(f)
+    result = evaluate.main(["--checkpoint", SHIPPED, "--data_dir", mnist_dir,
+                            "--images_dir", str(tmp_path / "images"),
+                            "--logs_dir", str(tmp_path / "logs")])
+    assert result["sigma"] == pytest.approx(reported["sigma"])
+    assert result["ll_mean"] == pytest.approx(reported["ll_mean"], abs=0.05)
+    assert result["ll_mean"] >= 340.0
+
+
+def test_readmes_quote_every_reported_run():
+    runs = reported_runs()
+    assert "seed0" in runs
+    for readme in ("README.md", "README_cn.md"):
+        with open(os.path.join(ROOT, readme), encoding="utf-8") as f:
+            text = f.read()
+        for name, result in runs.items():
+            figure = f"{result['ll_mean']:.2f} ± {result['ll_se']:.2f}"
+            assert figure in text, (readme, name, figure)
+    # and the seed mean the README states is the mean of those runs
+    means = [r["ll_mean"] for r in runs.values()]
+    if len(means) > 1:
+        with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+            assert re.search(rf"\b{np.mean(means):.2f}\b", f.read())

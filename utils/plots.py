@@ -163,6 +163,7 @@ def plot_latent_scatter(codes, labels, path, background=None, title=None, heads=
         ax.scatter(heads[:, 0], heads[:, 1], s=60, marker="x", color="black")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.set_aspect("equal", adjustable="datalim")  # circles look round, spirals undistorted
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(title="digit", loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=4,

@@ -51,7 +51,8 @@ _CODE_2D = {"latent_dim": 2, "reg_lr": 1e-3, **_PAPER_ENCODER}
 # (results/supervised_style/, 10k images, 10 epochs): with the likelihood model's std 5, or
 # with std 1 at reg_lr 1e-4, the code kept the digit and the decoder ignored its label (every
 # image of a style row the same digit); with std 1 and 1e-3 each column showed its own class.
-# (At std 5 the one-hot label is a small input beside a code of std 5.)
+# (At std 5 the one-hot label is a small input beside a code of std 5.) Not settled: the
+# 20-epoch supervised_15d run with these values collapsed its style codes (README §12.4).
 _SUPERVISED = {"labels": "supervised", "std": 1.0, "reg_lr": 1e-3}
 
 

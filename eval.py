@@ -33,6 +33,7 @@ from train import one_hot, select_device
 from utils import checkpoint
 from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
+from utils.metrics import forward_in_batches
 from utils.paddle_save_image import save_image
 from utils.plots import plot_interpolations, plot_latent_scatter, plot_sigma_curve
 from utils.parzen_ll import cross_validate_sigma, mean_and_standard_error, parzen_log_likelihood
@@ -119,12 +120,7 @@ def encode_means(encoder, x):
     goes; mu is that code without the noise, and the code itself for the deterministic
     encoder."""
     encoder.eval()
-    out = []
-    with paddle.no_grad():
-        for start in range(0, len(x), GENERATION_BATCH):
-            x_batch = paddle.to_tensor(x[start:start + GENERATION_BATCH])
-            out.append(encoder.mean(x_batch).numpy())
-    return np.concatenate(out)
+    return forward_in_batches(encoder.mean, x, GENERATION_BATCH)
 
 
 def interpolation_pairs(n_test, seed, n_pairs=INTERPOLATION_PAIRS):

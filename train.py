@@ -375,9 +375,8 @@ def make_optimizers(cfg, nets):
     opts = {}
     for name, (lr, momentum) in phase_settings(cfg).items():
         layer = nets[layers[name]]
-        if cfg.optimizer == "momentum":
-            optimizer = paddle.optimizer.Momentum(learning_rate=lr * cfg.lr_factor(0),
-                                                  momentum=momentum,
+        if cfg.optimizer == "momentum":  # set_learning_rates applies each epoch's schedule
+            optimizer = paddle.optimizer.Momentum(learning_rate=lr, momentum=momentum,
                                                   parameters=layer.parameters())
         else:
             optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=layer.parameters())

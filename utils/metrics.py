@@ -44,28 +44,33 @@ def nearest_head_error(representations, heads, head_labels, labels):
     return float(np.mean(predicted != np.asarray(labels).reshape(-1)))
 
 
-# ---- the model's q(y|x) ---------------------------------------------------------------
+# ---- the networks' outputs, in batches ----------------------------------------------
+def forward_in_batches(fn, x, batch=BATCH):
+    """``fn`` (Paddle tensor -> Paddle tensor) over images x [n, pixels] (a numpy array or a
+    Paddle tensor), ``batch`` rows at a time without gradients; the results concatenated as
+    numpy. The caller puts its networks in eval mode."""
+    out = []
+    with paddle.no_grad():
+        for start in range(0, len(x), batch):
+            rows = x[start:start + batch]
+            out.append(fn(rows if isinstance(rows, paddle.Tensor)
+                          else paddle.to_tensor(rows)).numpy())
+    return np.concatenate(out)
+
+
 def class_probabilities(encoder, x):
     """q(y|x) [n, K] of images x [n, pixels] (a numpy array or a Paddle tensor; eval mode,
     no gradients)."""
     encoder.eval()
-    out = []
-    with paddle.no_grad():
-        for start in range(0, len(x), BATCH):
-            batch = x[start:start + BATCH]
-            logits = encoder.logits(batch if isinstance(batch, paddle.Tensor)
-                                    else paddle.to_tensor(batch))
-            out.append(F.softmax(logits, axis=1).numpy())
-    return np.concatenate(out)
+    return forward_in_batches(lambda rows: F.softmax(encoder.logits(rows), axis=1), x)
 
 
 def representations(encoder, decoder, x):
     """r = q(y|x) W + z [n, d] of images x [n, pixels]: the dimensionality-reduction AAE's
     low-dimensional map (paper §7; the decoder holds the cluster heads W)."""
     encoder.eval()
-    out = []
-    with paddle.no_grad():
-        for start in range(0, len(x), BATCH):
-            y_probs, z = encoder(paddle.to_tensor(x[start:start + BATCH]))
-            out.append(decoder.representation(z, y_probs).numpy())
-    return np.concatenate(out)
+
+    def represent(rows):
+        y_probs, z = encoder(rows)
+        return decoder.representation(z, y_probs)
+    return forward_in_batches(represent, x)

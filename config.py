@@ -42,11 +42,14 @@ def _run_dirs(name):
 # The encoder is the deterministic z = mu of the paper: the reference's Gaussian encoder adds
 # noise of std 5, larger than the whole 2-d mixture or swiss roll.
 _PAPER_ENCODER = {"encoder": "deterministic"}
-# With a 2-d code the regularization phases learn at 1e-3, ten times the likelihood model's:
-# measured here (results/reg_lr_2d/), gmm_labels on 10k images for 10 epochs put 14% of the
-# test digits in their own component at 1e-4 and 81% at 1e-3 (dropout made no difference);
-# the swiss roll 5% and 33%.
-_CODE_2D = {"latent_dim": 2, "reg_lr": 1e-3, **_PAPER_ENCODER}
+_CODE_2D = {"latent_dim": 2, **_PAPER_ENCODER}
+# With labels in the regularization the regularization phases learn at 1e-3, ten times the
+# likelihood model's: measured here (results/reg_lr_2d/), gmm_labels on 10k images for 10
+# epochs put 14% of the test digits in their own component at 1e-4 and 81% at 1e-3 (dropout
+# made no difference); the swiss roll 5% and 33%. Without labels 1e-3 does the opposite
+# (results/reg_lr_2d/, gmm_2d on 10k images for 10 epochs): 74% of the test codes would have to
+# move to give every component its share at 1e-3 (the codes one lump), 17% at 1e-4.
+_LABELS_2D = {**_CODE_2D, "labels": "regularization", "reg_lr": 1e-3}
 # The supervised AAE: a N(0, 1) style prior and regularization at 1e-3. Measured here
 # (results/supervised_style/, 10k images, 10 epochs): with the likelihood model's std 5, or
 # with std 1 at reg_lr 1e-4, the code kept the digit and the decoder ignored its label (every
@@ -101,12 +104,12 @@ PRESETS = {
                {**_CODE_2D, "prior": "gmm", **_FIGURE_EPOCHS, **_run_dirs("gmm_2d")}),
     "gmm_labels": ("Figures 3 and 4a/b: mixture of 10 2-d Gaussians, the discriminator also sees "
                    "the labels of 10k digits (40k unlabelled)",
-                   {**_CODE_2D, "prior": "gmm", "labels": "regularization",
-                    **_FIGURE_EPOCHS, **_run_dirs("gmm_labels")}),
+                   {**_LABELS_2D, "prior": "gmm", **_FIGURE_EPOCHS,
+                    **_run_dirs("gmm_labels")}),
     "swiss_roll_labels": ("Figures 3 and 4c/d: 2-d swiss roll in 10 sections, the "
                           "discriminator also sees the labels of 10k digits (40k unlabelled)",
-                          {**_CODE_2D, "prior": "swiss_roll", "labels": "regularization",
-                           **_FIGURE_EPOCHS, **_run_dirs("swiss_roll_labels")}),
+                          {**_LABELS_2D, "prior": "swiss_roll", **_FIGURE_EPOCHS,
+                           **_run_dirs("swiss_roll_labels")}),
     "supervised_15d": ("Figures 6 and 7 (MNIST): the decoder gets the one-hot label, the code a "
                        "15-d Gaussian style",
                        {"latent_dim": 15, **_PAPER_ENCODER, **_SUPERVISED,
@@ -189,6 +192,10 @@ class Config:
                      "clustering: the same without labels (paper §6, Table 3)",
                      choices=("none", "regularization", "supervised", "semi_supervised",
                               "clustering"))
+    label_critic: bool = _f(False, "with --labels supervised: the discriminator also sees each "
+                            "code's one-hot label, next to prior samples drawn whatever the "
+                            "label, so a style code that still tells the class is penalised "
+                            "(not in the paper; README §12.4)")
     n_labeled: int = _f(10000, "with --labels regularization or semi_supervised: training images "
                         "that keep their label, the same number from each class (paper §2.3, "
                         "Figure 4: 10k; §5, Table 2: 100, 1000); semi_supervised with at least "
@@ -316,6 +323,7 @@ class Config:
             "n_categories": ("labels", ("semi_supervised", "clustering")),
             "n_unlabeled": ("labels", "regularization"),
             "cluster_heads": ("labels", ("semi_supervised", "clustering")),
+            "label_critic": ("labels", "supervised"),
             "cluster_head_eta": ("cluster_heads", True),
             "class_lr": ("labels", "semi_supervised"),
             "gen_momentum": ("optimizer", "momentum"),

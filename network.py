@@ -183,9 +183,14 @@ class Discriminator(nn.Layer):
 def label_units(cfg, n_classes):
     """(decoder, discriminator) label input units for a Config: the supervised decoder takes a
     one-hot of n_classes; the label-regularized discriminator one of n_classes + 1, the last
-    unit meaning 'unlabelled' (paper §2.3: 11 units for MNIST's 10 digits)."""
-    return (n_classes if cfg.labels == "supervised" else 0,
-            n_classes + 1 if cfg.labels == "regularization" else 0)
+    unit meaning 'unlabelled' (paper §2.3: 11 units for MNIST's 10 digits); with
+    ``label_critic``, the supervised AAE's discriminator one of n_classes (every digit keeps
+    its label)."""
+    supervised = cfg.labels == "supervised"
+    if cfg.labels == "regularization":
+        return 0, n_classes + 1
+    return (n_classes if supervised else 0,
+            n_classes if supervised and cfg.label_critic else 0)
 
 
 CATEGORICAL_MODES = ("semi_supervised", "clustering")  # --labels of the Figure 8 model

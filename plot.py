@@ -23,7 +23,15 @@ to images_dir:
   r = q(y|x) W + z of the test digits with the heads W marked.
 
 logs/plot.json records the files and, with label regularization, component_accuracy: the
-fraction of test digits whose code is nearest to their own label's component / section.
+fraction of test digits whose code is nearest to their own label's component / section, and
+prior_fit: how closely the test codes follow the prior (``priors.prior_fit``). For a
+supervised AAE it records how well the style and the class come apart (paper §4): the style
+codes of STYLE_DIGITS test digits are each decoded with every class, and
+- label_control: the fraction of those images a nearest-centroid classifier (class means of
+  the training images) reads as the class they were decoded with (chance 0.1; the same
+  classifier on the real test digits: centroid_accuracy);
+- style_spread: the pixel variance of those images across styles, per class, over that of
+  real test digits of the class (0: the style code does nothing).
 """
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
@@ -37,12 +45,12 @@ import config
 from data_maker import load_split
 from eval import checkpoint_path, decode, encode_means, load_model
 from priors import GaussianMixturePrior, GaussianPrior, SwissRollPrior, build_prior, \
-    component_accuracy
+    component_accuracy, prior_fit
 from train import DECODER_LABEL_MODES, sample_grid_codes, select_device
 from utils import checkpoint
 from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
-from utils.metrics import representations
+from utils.metrics import class_centroids, nearest_centroid, representations, style_spread
 from utils.paddle_save_image import save_image
 from utils.plots import plot_latent_scatter
 
@@ -51,6 +59,7 @@ PLOT_KEYS = ["data_dir", "N_test", "load_epoch", "checkpoint", "seed", "device",
 MANIFOLD_STEPS = 10  # decodes per side of a manifold grid (percentiles 5% ... 95%)
 WALK_PER_SECTION = 10  # decodes per swiss roll section in swiss_roll_walk.png
 BACKGROUND_POINTS = 5000  # prior samples drawn in grey behind a 2-d latent scatter
+STYLE_DIGITS = 1000  # test digits whose style codes are decoded with every class
 
 
 def figure_codes(prior, labels_mode, n_classes, seed):
@@ -77,11 +86,13 @@ def main(argv=None):
     t0 = time.perf_counter()
     path = checkpoint_path(cfg)
     select_device(cfg.device)
-    data = load_split(cfg.data_dir, n_test=cfg.N_test, parts=("test",))
+    nets, train_cfg, meta = load_model(path)
+    # the supervised AAE's measures read its decodes with the training images' class means
+    parts = ("train", "test") if train_cfg.labels == "supervised" else ("test",)
+    data = load_split(cfg.data_dir, n_test=cfg.N_test, parts=parts)
     ensure_folder(cfg.images_dir, "--images_dir")
     ensure_folder(cfg.logs_dir, "--logs_dir")
     log = get_logger("plot", os.path.join(cfg.logs_dir, "plot.log"))
-    nets, train_cfg, meta = load_model(path)
     x_test, y_test = data["x_test"], data["y_test"]
     if x_test.shape[1] != nets["decoder"].model[6].weight.shape[1]:
         raise UserError(f"{path} was trained on images of another size than those in "
@@ -114,6 +125,12 @@ def main(argv=None):
         images = decode(nets["decoder"], z, labels=labels)
         written[name] = save_image(images, os.path.join(cfg.images_dir, name), nrow=columns)
 
+    fit = None
+    if heads is None:  # the codes are z, drawn to follow the prior
+        samples = prior.sample(len(codes), np.random.default_rng([cfg.seed, 2]))
+        fit = prior_fit(prior, codes, samples)
+        log.info("prior fit of the test codes: %s", ", ".join(
+            f"{k} {v:.3f}" for k, v in fit.items() if k != "component_share"))
     accuracy = None
     if train_cfg.labels == "regularization":
         accuracy = component_accuracy(prior, codes, y_test)
@@ -121,12 +138,32 @@ def main(argv=None):
                  "part of the prior (chance %.2f)", accuracy, 1 / prior.n_components)
     result = {"checkpoint": path, "trained_epochs": meta.get("epoch"),
               "train_config": train_cfg.to_dict(), "n_test": len(x_test),
-              "component_accuracy": accuracy, "figures": written,
-              "seconds": time.perf_counter() - t0}
+              "component_accuracy": accuracy, "prior_fit": fit, "figures": written}
+    if train_cfg.labels == "supervised":
+        result.update(style_and_class(decoder, codes, data, n_classes))
+        log.info("label_control %.4f (chance %.2f; the classifier on real test digits %.4f), "
+                 "style_spread %.3f", result["label_control"], 1 / n_classes,
+                 result["centroid_accuracy"], result["style_spread"])
+    result["seconds"] = time.perf_counter() - t0
     checkpoint.atomic_write(os.path.join(cfg.logs_dir, "plot.json"),
                             lambda f: f.write(json.dumps(result, indent=2).encode()))
     log.info("wrote %s", ", ".join(sorted(written)))
     return result
+
+
+def style_and_class(decoder, codes, data, n_classes):
+    """The supervised AAE's style/class measures (module docstring) for test style codes."""
+    centroids = class_centroids(data["x_train"], data["y_train"], n_classes)
+    styles = codes[:STYLE_DIGITS]
+    z = np.repeat(styles, n_classes, axis=0)  # each style once per class
+    intended = np.tile(np.arange(n_classes), len(styles))
+    images = decode(decoder, z, labels=intended)
+    x_test, y_test = data["x_test"], data["y_test"]
+    return {"style_digits": len(styles),
+            "label_control": float(np.mean(nearest_centroid(centroids, images) == intended)),
+            "centroid_accuracy": float(np.mean(nearest_centroid(centroids, x_test) == y_test)),
+            "style_spread": style_spread(images.reshape(len(styles), n_classes, -1),
+                                         x_test, y_test)}
 
 
 if __name__ == "__main__":

@@ -265,3 +265,24 @@ def component_accuracy(prior, codes, labels):
     if len(labels) == 0:
         return float("nan")
     return float(np.mean(prior.assign(codes) == labels))
+
+
+def prior_fit(prior, codes, prior_samples):
+    """How closely codes [n, d] follow the prior, two simple statistics:
+    - ``component_share``: the fraction of codes whose nearest component / section
+      (``prior.assign``) is each one, and ``share_distance``, its total variation distance
+      from the prior's equal shares (0: every part used as the prior uses it; 0.9: all codes
+      in one of 10). Mixture and swiss roll only.
+    - ``code_log_prob``: the prior's mean log-density at the codes, next to
+      ``prior_sample_log_prob``, the same at ``prior_samples`` [m, d] drawn from the prior:
+      a code cloud that sits in the prior's mass scores as high. Priors with a density only.
+    """
+    fit = {}
+    if hasattr(prior, "assign"):
+        share = np.bincount(prior.assign(codes), minlength=prior.n_components) / len(codes)
+        fit["component_share"] = share.tolist()
+        fit["share_distance"] = float(0.5 * np.abs(share - 1 / prior.n_components).sum())
+    if not isinstance(prior, SwissRollPrior):
+        fit["code_log_prob"] = float(np.mean(prior.log_prob(codes)))
+        fit["prior_sample_log_prob"] = float(np.mean(prior.log_prob(prior_samples)))
+    return fit

@@ -61,8 +61,8 @@ TRAIN_KEYS = [
     "n_epochs", "batch_size", "gen_lr", "reg_lr", "seed", "save_every", "sample_every",
     "resume", "device", "model_dir", "images_dir", "logs_dir", "visualdl",
     "prior", "n_components", "gmm_radius", "gmm_radial_std", "gmm_tangential_std",
-    "swiss_roll_radius", "swiss_roll_turns", "labels", "n_labeled", "n_unlabeled", "preset",
-    "n_categories", "cluster_heads", "cluster_head_eta", "class_lr", "optimizer",
+    "swiss_roll_radius", "swiss_roll_turns", "labels", "label_critic", "n_labeled", "n_unlabeled",
+    "preset", "n_categories", "cluster_heads", "cluster_head_eta", "class_lr", "optimizer",
     "gen_momentum", "reg_momentum", "class_momentum", "lr_decay_epochs",
 ]
 # Settings that may differ between a run and its resumption (they do not change the math).
@@ -317,7 +317,12 @@ def train_step(x, nets, opts, sample_prior, sync=no_sync, y=None, sample_categor
     y_decoder = one_hot(y, dec.label_dim) if dec.label_dim else None
     recon_loss = reconstruction_phase(x, enc, dec, opts["encoder"][0], opts["decoder"][0], sync,
                                       y_decoder)
-    if disc.label_dim:
+    if disc.label_dim and dec.label_dim:
+        # --label_critic (supervised AAE): D sees the label with both the code and a prior
+        # sample drawn whatever the label, so it can tell a style code that depends on it.
+        z_prior = sample_prior(x.shape[0])
+        y_disc = y_decoder
+    elif disc.label_dim:
         # Paper §2.3: the last of D's label units means 'unlabelled'; its prior samples come
         # from the whole prior, those of a labelled image from its label's component.
         z_prior = sample_prior(x.shape[0], y)

@@ -16,6 +16,7 @@ from conftest import run_dirs
 from network import build_networks
 from priors import UNLABELED, PaddleRandom, build_prior, component_accuracy
 from utils.errors import UserError
+from utils.metrics import class_centroids, nearest_centroid, style_spread
 
 # train.py options for a few steps of any preset: 3 batches of 100 images, tiny layers
 TINY = ["--N", "32", "--N_train", "300", "--n_epochs", "1"]
@@ -68,6 +69,8 @@ def test_unknown_preset_is_refused_with_the_list_of_names():
     (["--n_labeled", "500"], "--n_labeled is used only with --labels regularization"),
     (["--preset", "gmm_2d", "--swiss_roll_turns", "3"], "--swiss_roll_turns is used only"),
     (["--labels", "semi"], "invalid choice: 'semi'"),
+    (["--preset", "gmm_labels", "--label_critic", "true"],
+     "--label_critic is used only with --labels supervised"),
 ])
 def test_inconsistent_settings_are_refused(argv, message):
     with pytest.raises(UserError, match=message):
@@ -80,6 +83,29 @@ def test_a_preset_run_is_resumed_only_with_its_settings():
                           "last.npz")
     with pytest.raises(UserError, match="prior: 'gmm' there, 'gaussian' now"):
         train.check_resumable(saved, parse([]), "last.npz")
+
+
+def test_label_critic_shows_the_discriminator_each_codes_label(monkeypatch):
+    paddle.seed(0)
+    cfg = parse(["--preset", "supervised_2d", "--N", "16", "--label_critic", "true"])
+    nets = build_networks(cfg, 20, 10)
+    assert nets["discriminator"].model[0].weight.shape == [2 + 10, 16]  # [z, one-hot y]
+    drawn_for, seen = [], []
+
+    def sample_prior(n, labels=None):
+        drawn_for.append(labels)
+        return paddle.randn([n, 2])
+
+    forward = nets["discriminator"].forward
+    monkeypatch.setattr(nets["discriminator"], "forward",
+                        lambda z, y=None: seen.append(y.numpy()) or forward(z, y))
+    y = np.array([0, 3, 9])
+    train.train_step(paddle.rand([3, 20]), nets, train.make_optimizers(cfg, nets),
+                     sample_prior, y=y)
+    assert drawn_for == [None]  # prior samples drawn whatever the labels
+    labels = np.eye(10)[y]
+    np.testing.assert_array_equal(seen[0], np.concatenate([labels, labels]))  # D's update
+    np.testing.assert_array_equal(seen[1], labels)  # the encoder's update against D
 
 
 def test_label_inputs_of_the_networks():
@@ -223,6 +249,12 @@ def test_every_preset_trains_and_writes_its_figures(preset, tmp_path, mnist_dir)
     if preset == "supervised_2d":  # a row per style, a column per digit: 10 x 10 cells
         assert png_pixels(result["figures"]["style_by_class.png"]).shape == \
             ((10 * 30 + 2) * 2,) * 2
+    if config.PRESETS[preset][1].get("labels") == "supervised":  # style/class measures
+        assert result["style_digits"] == 200
+        assert 0.0 <= result["label_control"] <= 1.0 and result["style_spread"] >= 0.0
+        assert 0.5 < result["centroid_accuracy"] < 1.0  # class means of the training images
+    else:
+        assert "label_control" not in result
     accuracy = result["component_accuracy"]
     if preset.endswith("_labels"):
         assert 0.0 <= accuracy <= 1.0
@@ -230,6 +262,22 @@ def test_every_preset_trains_and_writes_its_figures(preset, tmp_path, mnist_dir)
         assert accuracy is None
     assert json.loads((tmp_path / "run/logs/plot.json").read_text())["figures"] == \
         result["figures"]
+
+
+def test_style_measures_on_hand_examples():
+    x = np.array([[0, 0], [0, 2], [4, 4], [4, 6]], np.float32)
+    labels = np.array([0, 0, 1, 1])
+    centroids = class_centroids(x, labels, 2)
+    np.testing.assert_allclose(centroids, [[0, 1], [4, 5]])
+    assert nearest_centroid(centroids, np.array([[1, 1], [3, 5], [0, -3]])).tolist() == [0, 1, 0]
+    with pytest.raises(ValueError, match=r"class\(es\) \[2\]"):
+        class_centroids(x, labels, 3)
+    # decodes [styles, classes, pixels]: every style the same image -> 0; the two styles
+    # varying like the real digits of each class -> 1
+    same = np.repeat(centroids[None], 2, axis=0)
+    assert style_spread(same, x, labels) == 0.0
+    real_like = np.stack([x[[0, 2]], x[[1, 3]]])  # style s of class k is the k-th image s
+    assert style_spread(real_like, x, labels) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("preset", ["gmm_labels", "supervised_2d"])

@@ -1,6 +1,7 @@
 """Classification measures of the semi-supervised, clustering and dimensionality-reduction
-AAEs (paper §5-7): the networks' outputs on a set of images, and the errors computed from
-them (pure numpy). Used by classify.py and by train.py's per-epoch validation error."""
+AAEs (paper §5-7) and of the supervised AAE's decodes (§4): the networks' outputs on a set of
+images, and the measures computed from them (pure numpy). Used by classify.py, plot.py and
+train.py's per-epoch validation error."""
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -42,6 +43,35 @@ def nearest_head_error(representations, heads, head_labels, labels):
     distance = ((r[:, None, :] - heads[None, :, :]) ** 2).sum(axis=-1)  # [n, K]
     predicted = np.asarray(head_labels)[distance.argmin(axis=1)]
     return float(np.mean(predicted != np.asarray(labels).reshape(-1)))
+
+
+def class_centroids(x, labels, n_classes):
+    """[n_classes, pixels] the mean image of each class: a nearest-centroid classifier
+    (about 82 % right on MNIST), the fixed reader of the supervised AAE's decodes."""
+    x, labels = np.asarray(x, np.float64), np.asarray(labels).reshape(-1)
+    missing = sorted(set(range(n_classes)) - set(labels.tolist()))
+    if missing:
+        raise ValueError(f"no image of class(es) {missing} to average")
+    return np.stack([x[labels == k].mean(axis=0) for k in range(n_classes)])
+
+
+def nearest_centroid(centroids, x):
+    """[n] the index of the centroid nearest (Euclidean) to each row of x [n, pixels]."""
+    x, centroids = np.asarray(x, np.float64), np.asarray(centroids, np.float64)
+    # |x - c|^2 = |x|^2 - 2 x.c + |c|^2; |x|^2 is the same for every c of a row
+    return ((centroids ** 2).sum(axis=1)[None, :] - 2 * x @ centroids.T).argmin(axis=1)
+
+
+def style_spread(decodes, x, labels):
+    """How much the supervised AAE's style code changes its images: decodes [S, K, pixels]
+    (S style codes, each decoded with every class k), the mean over classes of the pixel
+    variance across styles, divided by the same for real images x of each class. Near 0:
+    the style code is ignored (every style the same image); near 1: as varied as real digits."""
+    decodes, x = np.asarray(decodes, np.float64), np.asarray(x, np.float64)
+    labels = np.asarray(labels).reshape(-1)
+    made = decodes.var(axis=0).mean(axis=1)  # [K]
+    real = np.array([x[labels == k].var(axis=0).mean() for k in range(decodes.shape[1])])
+    return float(np.mean(made / real))
 
 
 # ---- the networks' outputs, in batches ----------------------------------------------

@@ -113,7 +113,8 @@ def test_label_inputs_of_the_networks():
     regularized = build_networks(parse(["--preset", "gmm_labels", "--N", "16"]), 20, 10)
     plain = build_networks(parse(["--preset", "gaussian_2d", "--N", "16"]), 20, 10)
     assert supervised["decoder"].model[0].weight.shape == [2 + 10, 16]  # [z, one-hot y]
-    assert supervised["discriminator"].label_dim == 0
+    # the supervised presets' label critic: D(z, y) with the 10 digits, no 'unlabelled' unit
+    assert supervised["discriminator"].model[0].weight.shape == [2 + 10, 16]
     assert regularized["discriminator"].model[0].weight.shape == [2 + 11, 16]
     assert regularized["decoder"].label_dim == 0
     assert plain["decoder"].model[0].weight.shape == [2, 16]

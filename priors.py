@@ -275,7 +275,8 @@ def prior_fit(prior, codes, prior_samples):
       in one of 10). Mixture and swiss roll only.
     - ``code_log_prob``: the prior's mean log-density at the codes, next to
       ``prior_sample_log_prob``, the same at ``prior_samples`` [m, d] drawn from the prior:
-      a code cloud that sits in the prior's mass scores as high. Priors with a density only.
+      a matched code cloud scores about as high; higher, the codes crowd where the prior is
+      densest; lower, they reach where it has little mass. Priors with a density only.
     """
     fit = {}
     if hasattr(prior, "assign"):

@@ -256,6 +256,13 @@ def test_every_preset_trains_and_writes_its_figures(preset, tmp_path, mnist_dir)
         assert 0.5 < result["centroid_accuracy"] < 1.0  # class means of the training images
     else:
         assert "label_control" not in result
+    fit = result["prior_fit"]  # the codes z against their prior (r = yW + z has none)
+    if config.PRESETS[preset][1].get("cluster_heads"):
+        assert fit is None
+    elif config.PRESETS[preset][1].get("prior") == "swiss_roll":
+        assert 0.0 <= fit["share_distance"] <= 0.9 and "code_log_prob" not in fit
+    else:
+        assert np.isfinite(fit["code_log_prob"]) and np.isfinite(fit["prior_sample_log_prob"])
     accuracy = result["component_accuracy"]
     if preset.endswith("_labels"):
         assert 0.0 <= accuracy <= 1.0

@@ -7,7 +7,7 @@ import paddle
 import pytest
 
 from priors import (UNLABELED, GaussianMixturePrior, GaussianPrior, PaddleRandom,
-                    SwissRollPrior, component_accuracy)
+                    SwissRollPrior, component_accuracy, prior_fit)
 
 N = 20000  # samples for moment checks: standard errors of ~1% of a std
 
@@ -204,3 +204,22 @@ def test_component_accuracy_on_synthetic_codes(prior):
     # codes collapsed onto one component: right for one class in ten
     assert component_accuracy(prior, np.repeat(codes[:1], 5000, axis=0), labels) == \
         pytest.approx(0.1)
+
+
+# ---- how closely codes follow a prior -------------------------------------------------------
+def test_prior_fit_tells_matched_codes_from_a_lump():
+    mixture = GaussianMixturePrior(10, 1.4, 0.5, 0.05)
+    reference = mixture.sample(N, rng(1))
+    matched = prior_fit(mixture, mixture.sample(N, rng(2)), reference)
+    assert matched["share_distance"] < 0.02
+    assert matched["code_log_prob"] == pytest.approx(matched["prior_sample_log_prob"], abs=0.05)
+    lump = prior_fit(mixture, np.tile(mixture.means[3], (100, 1)), reference)
+    assert lump["component_share"][3] == 1.0 and lump["share_distance"] == pytest.approx(0.9)
+
+    gaussian = GaussianPrior(2, 5.0)
+    crowded = prior_fit(gaussian, 0.3 * gaussian.sample(N, rng(2)), gaussian.sample(N, rng(1)))
+    assert "share_distance" not in crowded  # no components
+    assert crowded["code_log_prob"] > crowded["prior_sample_log_prob"] + 0.5
+    roll = SwissRollPrior(10, 3.0, 2.0)
+    assert set(prior_fit(roll, roll.sample(100, rng(2)), None)) == {"component_share",
+                                                                    "share_distance"}

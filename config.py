@@ -38,7 +38,7 @@ def _run_dirs(name):
 # Settings shared by the 2-d and supervised experiments. The paper's §2.3 and §4 give no layer
 # sizes, learning rates or epochs for them in what this project could check, so they keep the
 # likelihood model's (1200-unit layers, dropout 0.2, the reference's learning rates except
-# reg_lr for 2-d codes, below): chosen because that model is known to train on MNIST here.
+# reg_lr with labels, below): chosen because that model is known to train on MNIST here.
 # The encoder is the deterministic z = mu of the paper: the reference's Gaussian encoder adds
 # noise of std 5, larger than the whole 2-d mixture or swiss roll.
 _PAPER_ENCODER = {"encoder": "deterministic"}
@@ -55,8 +55,8 @@ _LABELS_2D = {**_CODE_2D, "labels": "regularization", "reg_lr": 1e-3}
 # (results/supervised_style/, 10k images, 10 epochs, 14 settings; README §12.4): with the
 # paper's unconditioned discriminator the style code kept part of the digit's identity at
 # every rate tried (label_control 0.12-0.65) or, at reg_lr 1e-3 with gen_lr 2e-4, lost its
-# style (style_spread <= 0.006);
-# the label critic at 5e-4 gave label_control 0.91 with a style per row.
+# style (style_spread <= 0.006); the label critic at 5e-4 gave label_control 0.91 with a style
+# per row.
 _SUPERVISED = {"labels": "supervised", "std": 1.0, "reg_lr": 5e-4, "label_critic": True}
 
 

@@ -186,11 +186,11 @@ def label_units(cfg, n_classes):
     unit meaning 'unlabelled' (paper §2.3: 11 units for MNIST's 10 digits); with
     ``label_critic``, the supervised AAE's discriminator one of n_classes (every digit keeps
     its label)."""
-    supervised = cfg.labels == "supervised"
     if cfg.labels == "regularization":
         return 0, n_classes + 1
-    return (n_classes if supervised else 0,
-            n_classes if supervised and cfg.label_critic else 0)
+    if cfg.labels == "supervised":
+        return n_classes, (n_classes if cfg.label_critic else 0)
+    return 0, 0
 
 
 CATEGORICAL_MODES = ("semi_supervised", "clustering")  # --labels of the Figure 8 model

@@ -126,14 +126,16 @@ def main(argv=None):
         written[name] = save_image(images, os.path.join(cfg.images_dir, name), nrow=columns)
 
     fit = None
+    # each code's component / section, for both statistics below
+    assigned = prior.assign(codes) if heads is None and hasattr(prior, "assign") else None
     if heads is None:  # the codes are z, drawn to follow the prior
         samples = prior.sample(len(codes), np.random.default_rng([cfg.seed, 2]))
-        fit = prior_fit(prior, codes, samples)
+        fit = prior_fit(prior, codes, samples, assigned)
         log.info("prior fit of the test codes: %s", ", ".join(
             f"{k} {v:.3f}" for k, v in fit.items() if k != "component_share"))
     accuracy = None
     if train_cfg.labels == "regularization":
-        accuracy = component_accuracy(prior, codes, y_test)
+        accuracy = component_accuracy(prior, codes, y_test, assigned)
         log.info("component_accuracy %.4f: test digits whose code is nearest to their label's "
                  "part of the prior (chance %.2f)", accuracy, 1 / prior.n_components)
     result = {"checkpoint": path, "trained_epochs": meta.get("epoch"),

@@ -15,8 +15,8 @@ import train
 from conftest import run_dirs
 from network import Encoder
 from utils.errors import UserError
-from utils.plots import (DPI, latent_view, plot_interpolations, plot_latent_scatter,
-                         plot_losses, plot_samples_by_epoch, plot_sigma_curve,
+from utils.plots import (DPI, latent_view, plot_image_files, plot_interpolations,
+                         plot_latent_scatter, plot_losses, plot_samples_by_epoch, plot_sigma_curve,
                          principal_components, progress_epochs)
 
 TINY = ["--N", "64", "--N_train", "500", "--batch_size", "100"]
@@ -113,6 +113,15 @@ def test_samples_by_epoch_shows_the_first_tenth_half_and_last_grids(tmp_path):
         Image.new("L", (62, 62), color=epoch).save(tmp_path / f"epoch{epoch}.png")
     path = plot_samples_by_epoch(str(tmp_path), 200, str(tmp_path / "progress.png"))
     assert png_size(path) == (round(3 * 3 * DPI), round(3.3 * DPI))  # three panels
+
+
+def test_image_files_side_by_side_leave_room_for_titles_of_two_lines(tmp_path):
+    files = []
+    for shade in (0, 255):
+        files.append(str(tmp_path / f"grid{shade}.png"))
+        Image.new("L", (62, 62), color=shade).save(files[-1])
+    path = plot_image_files(files, ["one\ntwo", "three"], str(tmp_path / "both.png"), size=2)
+    assert png_size(path) == (round(2 * 2 * DPI), round((2 + 2 * 0.3) * DPI))
 
 
 def test_interpolation_grid_has_a_row_per_pair_and_a_column_per_step(tmp_path):

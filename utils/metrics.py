@@ -48,11 +48,12 @@ def nearest_head_error(representations, heads, head_labels, labels):
 def class_centroids(x, labels, n_classes):
     """[n_classes, pixels] the mean image of each class: a nearest-centroid classifier
     (about 82 % right on MNIST), the fixed reader of the supervised AAE's decodes."""
-    x, labels = np.asarray(x, np.float64), np.asarray(labels).reshape(-1)
+    x, labels = np.asarray(x), np.asarray(labels).reshape(-1)
     missing = sorted(set(range(n_classes)) - set(labels.tolist()))
     if missing:
         raise ValueError(f"no image of class(es) {missing} to average")
-    return np.stack([x[labels == k].mean(axis=0) for k in range(n_classes)])
+    # summed in float64 class by class: no float64 copy of the whole training set
+    return np.stack([x[labels == k].mean(axis=0, dtype=np.float64) for k in range(n_classes)])
 
 
 def nearest_centroid(centroids, x):

@@ -5,6 +5,8 @@ neither switch nor depend on the user's backend (a notebook importing train.py k
 and leave no open figures behind; PNGs are rendered by matplotlib's Agg canvas. Each figure
 has a fixed size in inches at ``DPI``, so its pixel size is known (figsize * DPI).
 """
+import os
+
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
@@ -63,21 +65,25 @@ def plot_samples_by_epoch(images_dir, n_epochs, path):
     """train.py's sample grids images_dir/epoch{N}.png of ``progress_epochs`` side by side (the
     same prior samples decoded as training goes on); grids not written are left out. Returns
     the path, or None when there is no grid."""
-    from PIL import Image
-    grids = []
-    for epoch in progress_epochs(n_epochs):
-        try:
-            with Image.open(f"{images_dir}/epoch{epoch}.png") as image:
-                grids.append((epoch, np.asarray(image.convert("L"))))
-        except FileNotFoundError:
-            continue
+    grids = [(f"{images_dir}/epoch{epoch}.png", f"epoch {epoch}")
+             for epoch in progress_epochs(n_epochs)]
+    grids = [(file, title) for file, title in grids if os.path.isfile(file)]
     if not grids:
         return None
-    fig = Figure(figsize=(3 * len(grids), 3.3))
-    axes = np.atleast_1d(fig.subplots(1, len(grids)))
-    for ax, (epoch, pixels) in zip(axes, grids):
-        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"epoch {epoch}")
+    return plot_image_files([file for file, _ in grids], [title for _, title in grids], path)
+
+
+def plot_image_files(files, titles, path, size=3.0):
+    """Grey images (PNG files, e.g. grids written by train.py or plot.py) side by side, each
+    under its title (which may hold several lines), ``size`` inches wide each."""
+    from PIL import Image
+    fig = Figure(figsize=(size * len(files),
+                          size + 0.3 * max(title.count("\n") + 1 for title in titles)))
+    axes = np.atleast_1d(fig.subplots(1, len(files)))
+    for ax, file, title in zip(axes, files, titles):
+        with Image.open(file) as image:
+            ax.imshow(np.asarray(image.convert("L")), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title)
         ax.axis("off")
     return _save(fig, path)
 

@@ -17,7 +17,8 @@ The encoder's categorical head q(y|x) classifies the 10,000 test digits:
     python classify.py --preset cluster_16 --load_epoch 49
     python classify.py --checkpoint runs/semi_100/model/model99.npz
 
-Writes logs/classify.log and logs/classify.json (the error and what it was computed on).
+Writes logs/classify.log and logs/classify.json (the error, the number of test digits in each
+category, and what it was computed on).
 """
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
@@ -65,7 +66,11 @@ def main(argv=None):
     test_probs = class_probabilities(nets["encoder"], data["x_test"])
     result = {"checkpoint": path, "trained_epochs": meta.get("epoch"),
               "labels": train_cfg.labels, "n_categories": train_cfg.n_categories,
-              "n_test": len(data["y_test"]), "train_config": train_cfg.to_dict()}
+              "n_test": len(data["y_test"]), "train_config": train_cfg.to_dict(),
+              # test digits per category (argmax q(y|x)): shows a q(y|x) that left categories
+              # unused or put every digit in one
+              "test_category_sizes": np.bincount(test_probs.argmax(axis=1),
+                                                 minlength=train_cfg.n_categories).tolist()}
     if clustering:
         train_probs = class_probabilities(nets["encoder"], data["x_train"])
         labels_of_category = cluster_labels(train_probs, data["y_train"])

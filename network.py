@@ -168,15 +168,24 @@ class Discriminator(nn.Layer):
 
     ``label_dim`` > 0: D(z, y) of the paper's §2.3 (Figure 3), which also receives a one-hot
     label with an extra slot for 'unlabelled'; the label selects the decision boundary of its
-    own mixture component (or swiss roll section), the extra slot that of the whole prior."""
+    own mixture component (or swiss roll section), the extra slot that of the whole prior.
 
-    def __init__(self, latent_dim, hidden, dropout=0.2, label_dim=0):
+    ``input_noise`` > 0: in training, N(0, input_noise^2) noise is added to every z it is
+    shown (prior samples and codes alike; the label is left as it is), which blurs what the
+    discriminator can tell apart. 0, the default, draws nothing."""
+
+    def __init__(self, latent_dim, hidden, dropout=0.2, label_dim=0, input_noise=0.0):
         super().__init__()
+        if input_noise < 0:
+            raise ValueError(f"input_noise must be >= 0, got {input_noise}")
         self.label_dim = int(label_dim)
+        self.input_noise = float(input_noise)
         self.model = nn.Sequential(*_hidden_stack(latent_dim + self.label_dim, hidden, dropout),
                                    nn.Linear(hidden, 1))
 
     def forward(self, z, y_onehot=None):
+        if self.training and self.input_noise > 0:
+            z = z + paddle.normal(0.0, self.input_noise, z.shape)
         return self.model(_with_label(z, y_onehot, self.label_dim, "discriminator"))  # [B, 1]
 
 
@@ -212,12 +221,14 @@ def build_networks(cfg, in_dim, n_classes=10):
             # gen_lr moves them only ~0.1 an epoch
             "decoder": Decoder(cfg.latent_dim, cfg.N, in_dim, cfg.dropout, label_dim=k,
                                cluster_heads=cfg.cluster_heads, head_std=cfg.cluster_head_eta),
-            "discriminator": Discriminator(cfg.latent_dim, cfg.N, cfg.dropout),
-            "discriminator_y": Discriminator(k, cfg.N, cfg.dropout),
+            "discriminator": Discriminator(cfg.latent_dim, cfg.N, cfg.dropout,
+                                           input_noise=cfg.disc_noise),
+            "discriminator_y": Discriminator(k, cfg.N, cfg.dropout, input_noise=cfg.disc_noise),
         }
     decoder_labels, discriminator_labels = label_units(cfg, n_classes)
     return {
         "encoder": Encoder(in_dim, cfg.N, cfg.latent_dim, cfg.dropout, cfg.encoder, cfg.eps_std),
         "decoder": Decoder(cfg.latent_dim, cfg.N, in_dim, cfg.dropout, decoder_labels),
-        "discriminator": Discriminator(cfg.latent_dim, cfg.N, cfg.dropout, discriminator_labels),
+        "discriminator": Discriminator(cfg.latent_dim, cfg.N, cfg.dropout, discriminator_labels,
+                                       input_noise=cfg.disc_noise),
     }

@@ -58,7 +58,7 @@ from utils.plots import plot_losses, plot_samples_by_epoch
 
 TRAIN_KEYS = [
     "data_dir", "N_train", "N", "latent_dim", "std", "dropout", "encoder", "eps_std",
-    "n_epochs", "batch_size", "gen_lr", "reg_lr", "seed", "save_every", "sample_every",
+    "disc_noise", "n_epochs", "batch_size", "gen_lr", "reg_lr", "seed", "save_every", "sample_every",
     "resume", "device", "model_dir", "images_dir", "logs_dir", "visualdl",
     "prior", "n_components", "gmm_radius", "gmm_radial_std", "gmm_tangential_std",
     "swiss_roll_radius", "swiss_roll_turns", "labels", "label_critic", "n_labeled", "n_unlabeled",

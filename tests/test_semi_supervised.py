@@ -36,6 +36,8 @@ def test_new_presets_set_the_papers_model():
         cfg = parse(["--preset", name])
         assert (cfg.labels, cfg.n_categories) == ("clustering", k)
         assert cfg.model_dir == f"runs/{name}/model"
+        assert cfg.disc_noise == 0.3  # the clustering runs' discriminators see noisy inputs
+    assert parse(["--preset", "semi_1000"]).disc_noise == 0.0
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -318,6 +320,8 @@ def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist
     saved = json.loads((tmp_path / "run/logs/classify.json").read_text())
     assert saved["test_error"] == result["test_error"]
     assert 0.0 <= result["test_error"] <= 1.0 and result["n_test"] == 200
+    sizes = saved["test_category_sizes"]
+    assert len(sizes) == cfg.n_categories and sum(sizes) == 200 and min(sizes) >= 0
     if cfg.labels == "clustering":
         assert len(saved["cluster_labels"]) == cfg.n_categories
         assert saved["n_train"] == 300

@@ -10,6 +10,7 @@ import pytest
 import config
 import train
 from network import Dropout, build_networks
+from utils.errors import UserError
 
 
 def small_config(**overrides):
@@ -178,6 +179,25 @@ def test_gaussian_encoder_noise_has_configured_std():
         mu, scale = enc.mu(h).numpy()[0], np.exp(0.5 * enc.logvar(h).numpy()[0])
     np.testing.assert_allclose(z.mean(0), mu, atol=5 * 5.0 * scale.max() / np.sqrt(4000))
     np.testing.assert_allclose(z.std(0), 5.0 * scale, rtol=0.06)
+
+
+def test_discriminator_input_noise_only_in_training_and_with_its_std():
+    disc = build_networks(small_config(dropout=0.0, disc_noise=0.5), 20)["discriminator"]
+    plain = build_networks(small_config(dropout=0.0), 20)["discriminator"]
+    plain.set_state_dict(disc.state_dict())
+    z = paddle.rand([2000, 4])
+    disc.eval()
+    np.testing.assert_array_equal(disc(z).numpy(), plain(z).numpy())  # eval: no noise
+    disc.train()
+    paddle.seed(3)
+    noisy = disc(z).numpy()
+    paddle.seed(3)
+    noise = paddle.normal(0.0, 0.5, z.shape)  # the same draw, made by hand
+    np.testing.assert_allclose(noisy, plain(z + noise).numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(noisy, plain(z).numpy())
+    assert abs(float(noise.std()) - 0.5) < 0.02
+    with pytest.raises(UserError, match="--disc_noise must be >= 0"):
+        config.parse_config("train.py", train.TRAIN_KEYS, ["--disc_noise", "-1"])
 
 
 def test_network_shapes():

@@ -62,3 +62,19 @@ def test_readmes_quote_every_reported_run():
     if len(means) > 1:
         with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
             assert re.search(rf"\b{np.mean(means):.2f}\b", f.read())
+
+
+def test_readmes_quote_every_classification_result():
+    """Every test error in results/ (classify.json of the categorical runs) is in both READMEs,
+    as a percentage with two decimals."""
+    found = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "results")):
+        if "classify.json" in files:
+            with open(os.path.join(folder, "classify.json")) as f:
+                found.append((folder, json.load(f)["test_error"]))
+    assert found
+    for readme in ("README.md", "README_cn.md"):
+        with open(os.path.join(ROOT, readme), encoding="utf-8") as f:
+            text = f.read()
+        for folder, error in found:
+            assert f"{100 * error:.2f}%" in text, (readme, folder, error)

@@ -243,6 +243,9 @@ class Config:
                                "classification phase", low=0.0, high=0.999)
     lr_decay_epochs: str = _f("50,1000", "with --optimizer momentum: comma-separated epochs at "
                               "which every learning rate is divided by 10")
+    adam_decay_epochs: str = _f("", "with --optimizer adam: comma-separated epochs at which "
+                                "every learning rate is divided by 10 (none by default: the "
+                                "reference's constant rates)")
     seed: int = _f(0, "seed of every random draw in training or evaluation", low=0)
     save_every: int = _f(50, "keep model/model{epoch} every this many epochs (reference: 50)")
     sample_every: int = _f(1, "write images/epoch{epoch}.png every this many epochs")
@@ -341,6 +344,7 @@ class Config:
             "reg_momentum": ("optimizer", "momentum"),
             "class_momentum": ("optimizer", "momentum"),
             "lr_decay_epochs": ("optimizer", "momentum"),
+            "adam_decay_epochs": ("optimizer", "adam"),
         }
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name, (switch, wanted) in used_only_with.items():
@@ -351,21 +355,22 @@ class Config:
                                 f"{_cli_text(getattr(self, switch))})")
 
     def decay_epochs(self):
-        """--lr_decay_epochs as a tuple of increasing positive epochs."""
+        """The epochs where every rate drops tenfold, as a tuple of increasing positive epochs:
+        --lr_decay_epochs with momentum SGD, --adam_decay_epochs with Adam."""
+        name = "lr_decay_epochs" if self.optimizer == "momentum" else "adam_decay_epochs"
+        text = getattr(self, name)
         try:
-            epochs = tuple(int(e) for e in self.lr_decay_epochs.split(",") if e.strip())
+            epochs = tuple(int(e) for e in text.split(",") if e.strip())
         except ValueError:
             epochs = None
         if epochs is None or any(e <= 0 for e in epochs) or list(epochs) != sorted(set(epochs)):
-            raise UserError(f"--lr_decay_epochs must be increasing positive epochs separated by "
-                            f"commas (e.g. 50,1000), got {self.lr_decay_epochs!r}")
+            raise UserError(f"--{name} must be increasing positive epochs separated by "
+                            f"commas (e.g. 50,1000), got {text!r}")
         return epochs
 
     def lr_factor(self, epoch):
-        """The factor of every learning rate in ``epoch``: 1 with Adam; with momentum SGD
-        0.1 ** (the decay epochs reached)."""
-        if self.optimizer != "momentum":
-            return 1.0
+        """The factor of every learning rate in ``epoch``: 0.1 ** (the decay epochs reached);
+        1 throughout with Adam's default of no decay epochs."""
         return 0.1 ** sum(epoch >= e for e in self.decay_epochs())
 
     def to_dict(self):

@@ -63,7 +63,7 @@ TRAIN_KEYS = [
     "prior", "n_components", "gmm_radius", "gmm_radial_std", "gmm_tangential_std",
     "swiss_roll_radius", "swiss_roll_turns", "labels", "label_critic", "n_labeled", "n_unlabeled",
     "preset", "n_categories", "cluster_heads", "cluster_head_eta", "class_lr", "optimizer",
-    "gen_momentum", "reg_momentum", "class_momentum", "lr_decay_epochs",
+    "gen_momentum", "reg_momentum", "class_momentum", "lr_decay_epochs", "adam_decay_epochs",
 ]
 # Settings that may differ between a run and its resumption (they do not change the math).
 # (A preset only names settings; the settings themselves are compared.)
@@ -391,7 +391,8 @@ def make_optimizers(cfg, nets):
 
 def set_learning_rates(cfg, opts, epoch):
     """The rates of ``epoch``: each phase's rate times ``cfg.lr_factor(epoch)`` (a step
-    schedule with --optimizer momentum; constant with Adam)."""
+    schedule: --lr_decay_epochs with momentum SGD, --adam_decay_epochs with Adam, none by
+    default)."""
     for name, (lr, _) in phase_settings(cfg).items():
         opts[name][0].set_lr(lr * cfg.lr_factor(epoch))
 

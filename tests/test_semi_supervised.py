@@ -87,8 +87,25 @@ def test_momentum_sgd_step_is_the_heavy_ball_update():
     np.testing.assert_allclose(encoder.class_logits.bias.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_adam_decay_epochs_divide_every_adam_rate_by_ten():
+    cfg = parse(["--preset", "semi_1000", "--adam_decay_epochs", "65"])
+    assert [cfg.lr_factor(e) for e in (0, 64, 65, 99)] == pytest.approx([1, 1, 0.1, 0.1])
+    opts = train.make_optimizers(cfg, build_networks(cfg, 20))
+    assert all(isinstance(opt, paddle.optimizer.Adam) for opt, _ in opts.values())
+    train.set_learning_rates(cfg, opts, 65)
+    rates = {name: opt.get_lr() for name, (opt, _) in opts.items()}
+    assert rates == pytest.approx({"encoder": 2e-5, "decoder": 2e-5, "discriminator": 1e-5,
+                                   "generator": 1e-5, "discriminator_y": 1e-5,
+                                   "classifier": 2e-5})
+    train.set_learning_rates(cfg, opts, 64)
+    assert opts["encoder"][0].get_lr() == pytest.approx(2e-4)
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--gen_momentum", "0.5"], "--gen_momentum is used only with --optimizer momentum"),
+    (["--optimizer", "momentum", "--adam_decay_epochs", "50"],
+     "--adam_decay_epochs is used only with --optimizer adam"),
+    (["--adam_decay_epochs", "0"], "--adam_decay_epochs must be"),
     (["--optimizer", "momentum", "--lr_decay_epochs", "100,50"], "--lr_decay_epochs must be"),
     (["--optimizer", "momentum", "--lr_decay_epochs", "fifty"], "--lr_decay_epochs must be"),
     (["--class_lr", "0.1"], "--class_lr is used only with --labels semi_supervised"),

@@ -15,9 +15,10 @@ import train
 from conftest import run_dirs
 from network import Encoder
 from utils.errors import UserError
-from utils.plots import (DPI, latent_view, plot_image_files, plot_interpolations,
-                         plot_latent_scatter, plot_losses, plot_samples_by_epoch, plot_sigma_curve,
-                         principal_components, progress_epochs)
+from utils.plots import (DPI, latent_view, plot_error_curves, plot_image_files,
+                         plot_interpolations, plot_latent_scatter, plot_losses,
+                         plot_samples_by_epoch, plot_sigma_curve, principal_components,
+                         progress_epochs)
 
 TINY = ["--N", "64", "--N_train", "500", "--batch_size", "100"]
 FAST_EVAL = ["--N_gen", "200", "--N_valid", "100", "--sigma", "0.2"]
@@ -103,6 +104,19 @@ def test_plots_write_pngs_of_their_figure_size(tmp_path):
     for name, (path, (width, height)) in written.items():
         assert path == str(tmp_path / name)
         assert png_size(path) == (round(width * DPI), round(height * DPI)), name
+
+
+def test_error_curves_read_loss_csvs_and_refuse_one_without_errors(tmp_path):
+    good = tmp_path / "semi.csv"
+    good.write_text("epoch,recon_loss,valid_error,seconds\n0,0.2,0.08,1.0\n1,0.1,0.05,1.0\n")
+    path = plot_error_curves([str(good), str(good)], ["a", "b"], str(tmp_path / "err.png"),
+                             paper_error=0.016)
+    assert png_size(path) == (round(6.5 * DPI), round(4 * DPI))
+    bad = tmp_path / "likelihood.csv"
+    bad.write_text("epoch,recon_loss,d_loss,g_loss,seconds\n0,0.2,1.3,0.7,1.0\n")
+    with pytest.raises(ValueError, match="likelihood.csv has no valid_error column"):
+        plot_error_curves([str(bad)], ["x"], str(tmp_path / "bad.png"))
+    assert not (tmp_path / "bad.png").exists()
 
 
 def test_samples_by_epoch_shows_the_first_tenth_half_and_last_grids(tmp_path):

@@ -88,6 +88,29 @@ def plot_image_files(files, titles, path, size=3.0):
     return _save(fig, path)
 
 
+def plot_error_curves(loss_files, labels, path, paper_error=None):
+    """The validation error per epoch of categorical runs, one line per ``loss.csv`` (train.py's,
+    column ``valid_error``), in percent; ``paper_error`` (a fraction) as a dashed line."""
+    import csv
+    fig = Figure(figsize=(6.5, 4))
+    ax = fig.subplots()
+    for file, label in zip(loss_files, labels):
+        with open(file, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows or "valid_error" not in rows[0]:
+            raise ValueError(f"{file} has no valid_error column (not a categorical run's loss.csv)")
+        ax.plot([int(r["epoch"]) for r in rows], [100 * float(r["valid_error"]) for r in rows],
+                label=label)
+    if paper_error is not None:
+        ax.axhline(100 * paper_error, color="k", ls="--", lw=1,
+                   label=f"paper (test): {100 * paper_error:.2f}%")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("error on the 1,000 validation images (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
 def plot_sigma_curve(sigmas, valid_ll, best_sigma, path):
     """eval.py's cross-validation of the Parzen window width."""
     fig = Figure(figsize=(5.5, 3.8))

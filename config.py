@@ -89,10 +89,10 @@ _PAPER_SGD = {"optimizer": "momentum", "gen_lr": 0.01, "reg_lr": 0.1, "class_lr"
               "gen_momentum": 0.9, "reg_momentum": 0.1, "class_momentum": 0.9,
               "lr_decay_epochs": "50,1000", "N": 1000, **_epochs(2000)}
 # The clustering AAE (paper §6) adds N(0, 0.3^2) noise to what its discriminators see, as
-# musyoku/adversarial-autoencoder's categorical models do. Measured here (results/disc_noise/,
-# 10k images, 12 epochs): without it cluster_16's q(y|x) put 93% of the digits in one
-# category; with it 7 categories stayed in use. semi_1000 does better without (test error 6.8%
-# against 7.6%), so the semi-supervised presets keep 0.
+# musyoku/adversarial-autoencoder's categorical models do. Measured here on 10k images for 12
+# epochs (results/disc_noise/, results/semi_levers/): without it cluster_16's q(y|x) put 93%
+# of the digits in one category; with it 7 categories stayed in use. semi_1000 does better
+# without (test error 6.8% against 7.6%), so the semi-supervised presets keep 0.
 _CLUSTERING = {"labels": "clustering", "disc_noise": 0.3}
 # The dimensionality-reduction AAE (paper §7, Figure 9): the categorical model with a 2-d
 # style and learned cluster heads, decoding r = y W + z.

@@ -33,7 +33,6 @@ model/last.npz (resume point, every epoch) and model/model{N}.npz (weights, ever
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
 import contextlib
-import csv
 import math
 import os
 import signal
@@ -51,15 +50,15 @@ from network import CATEGORICAL_MODES, build_networks
 from priors import UNLABELED, CategoricalPrior, PaddleRandom, build_prior
 from utils import checkpoint
 from utils.errors import UserError, ensure_folder, run_cli
-from utils.log import get_logger
+from utils.log import get_logger, read_loss_csv
 from utils.metrics import class_probabilities, classification_error, clustering_error
 from utils.paddle_save_image import save_image
 from utils.plots import plot_losses, plot_samples_by_epoch
 
 TRAIN_KEYS = [
     "data_dir", "N_train", "N", "latent_dim", "std", "dropout", "encoder", "eps_std",
-    "disc_noise", "n_epochs", "batch_size", "gen_lr", "reg_lr", "seed", "save_every", "sample_every",
-    "resume", "device", "model_dir", "images_dir", "logs_dir", "visualdl",
+    "disc_noise", "n_epochs", "batch_size", "gen_lr", "reg_lr", "seed", "save_every",
+    "sample_every", "resume", "device", "model_dir", "images_dir", "logs_dir", "visualdl",
     "prior", "n_components", "gmm_radius", "gmm_radial_std", "gmm_tangential_std",
     "swiss_roll_radius", "swiss_roll_turns", "labels", "label_critic", "n_labeled", "n_unlabeled",
     "preset", "n_categories", "cluster_heads", "cluster_head_eta", "class_lr", "optimizer",
@@ -538,15 +537,6 @@ def write_loss_csv(path, history, names=LOSS_NAMES):
             f.write((f"{row['epoch']}," + ",".join(repr(row[k]) for k in names)
                      + f",{row['seconds']!r}\n").encode())
     checkpoint.atomic_write(path, write)
-
-
-def read_loss_csv(path, before_epoch):
-    if not os.path.isfile(path):
-        return []
-    with open(path, newline="") as f:
-        rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
-                for row in csv.DictReader(f)]
-    return [row for row in rows if row["epoch"] < before_epoch]
 
 
 def visualdl_log_writer():

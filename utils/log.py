@@ -1,4 +1,6 @@
-"""Logging to the console and to a file, one line per event, fixed format."""
+"""Logging to the console and to a file, one line per event, fixed format; and reading back
+train.py's per-epoch ``loss.csv``."""
+import csv
 import logging
 import os
 
@@ -26,3 +28,14 @@ def get_logger(name, log_file=None, level=logging.INFO):
         file_handler.setFormatter(fmt)
         logger.addHandler(file_handler)
     return logger
+
+
+def read_loss_csv(path, before_epoch=None):
+    """The rows of train.py's ``loss.csv`` as dicts ("epoch" an int, every other column a
+    float), those before ``before_epoch`` if given; [] if the file does not exist."""
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="") as f:
+        rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+    return [row for row in rows if before_epoch is None or row["epoch"] < before_epoch]

@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from utils.log import read_loss_csv
 from utils.paddle_save_image import save_image
 
 DPI = 100
@@ -91,16 +92,15 @@ def plot_image_files(files, titles, path, size=3.0):
 def plot_error_curves(loss_files, labels, path, paper_error=None):
     """The validation error per epoch of categorical runs, one line per ``loss.csv`` (train.py's,
     column ``valid_error``), in percent; ``paper_error`` (a fraction) as a dashed line."""
-    import csv
     fig = Figure(figsize=(6.5, 4))
     ax = fig.subplots()
     for file, label in zip(loss_files, labels):
-        with open(file, newline="") as f:
-            rows = list(csv.DictReader(f))
+        if not os.path.isfile(file):
+            raise FileNotFoundError(f"{file} not found")
+        rows = read_loss_csv(file)
         if not rows or "valid_error" not in rows[0]:
             raise ValueError(f"{file} has no valid_error column (not a categorical run's loss.csv)")
-        ax.plot([int(r["epoch"]) for r in rows], [100 * float(r["valid_error"]) for r in rows],
-                label=label)
+        ax.plot([r["epoch"] for r in rows], [100 * r["valid_error"] for r in rows], label=label)
     if paper_error is not None:
         ax.axhline(100 * paper_error, color="k", ls="--", lw=1,
                    label=f"paper (test): {100 * paper_error:.2f}%")

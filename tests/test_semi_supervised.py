@@ -12,6 +12,7 @@ import classify
 import config
 import train
 from conftest import run_dirs
+from data_maker import load_split
 from network import CategoricalEncoder, build_networks
 from priors import CategoricalPrior, PaddleRandom
 from utils.errors import UserError
@@ -342,6 +343,17 @@ def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist
     if cfg.labels == "clustering":
         assert len(saved["cluster_labels"]) == cfg.n_categories
         assert saved["n_train"] == 300
+        # the paper's rule as quoted: clusters labelled by the validation images
+        nets, _, _ = classify.load_model(str(tmp_path / "run/model/model0.npz"))
+        data = load_split(mnist_dir, n_test=200, parts=("valid", "test"))
+        valid_probs = classify.class_probabilities(nets["encoder"], data["x_valid"])
+        test_probs = classify.class_probabilities(nets["encoder"], data["x_test"])
+        assert saved["valid_cluster_labels"] == \
+            classify.cluster_labels(valid_probs, data["y_valid"]).tolist()
+        assert saved["test_error_valid_labels"] == classify.clustering_error(
+            valid_probs, data["y_valid"], test_probs, data["y_test"])
+    else:
+        assert "test_error_valid_labels" not in saved
     assert ("nearest_head_error" in saved) == cfg.cluster_heads
     if cfg.cluster_heads:
         assert 0.0 <= saved["nearest_head_error"] <= 1.0

@@ -94,7 +94,7 @@ _PAPER_SGD = {"optimizer": "momentum", "gen_lr": 0.01, "reg_lr": 0.1, "class_lr"
 # of the digits in one category; with it 7 categories stayed in use. semi_1000 does better
 # without (test error 6.8% against 7.6%), so the semi-supervised presets keep 0.
 _CLUSTERING = {"labels": "clustering", "disc_noise": 0.3}
-# The dimensionality-reduction AAE (paper §7, Figure 9): the categorical model with a 2-d
+# The dimensionality-reduction AAE (paper §7, Figure 10): the categorical model with a 2-d
 # style and learned cluster heads, decoding r = y W + z.
 _DIMRED = {**_CATEGORICAL, "latent_dim": 2, "cluster_heads": True}
 # n_labeled of semi_all: more than any training split holds, so every image keeps its label.
@@ -144,11 +144,11 @@ PRESETS = {
                       "rates / 10 at epochs 50 and 1000, 1000-unit layers, 2000 epochs",
                       {**_CATEGORICAL, "labels": "semi_supervised", "n_labeled": 1000,
                        **_PAPER_SGD, **_run_dirs("semi_1000_sgd")}),
-    "dimred_1000": ("Figure 10a: 2-d dimensionality reduction, 10 cluster heads plus a 2-d "
+    "dimred_1000": ("Figure 11: 2-d dimensionality reduction, 10 cluster heads plus a 2-d "
                     "style, 1000 labels",
                     {**_DIMRED, "labels": "semi_supervised", "n_labeled": 1000,
                      **_BUDGET_EPOCHS, **_run_dirs("dimred_1000")}),
-    "dimred_unsupervised": ("Figure 10b: 2-d dimensionality reduction without labels, 20 "
+    "dimred_unsupervised": ("Figure 11: 2-d dimensionality reduction without labels, 20 "
                             "cluster heads",
                             {**_DIMRED, **_CLUSTERING, "n_categories": 20,
                              **_BUDGET_EPOCHS, **_run_dirs("dimred_unsupervised")}),
@@ -216,7 +216,7 @@ class Config:
     cluster_heads: bool = _f(False, "with --labels semi_supervised or clustering: the decoder "
                              "gets r = y W + z instead of [z, y], W holding one learned cluster "
                              "head per category in the code space, so that r is a low-"
-                             "dimensional map of the digits (paper §7, Figures 9-10: "
+                             "dimensional map of the digits (paper §7, Figures 10-11: "
                              "dimensionality reduction)")
     cluster_head_eta: float = _f(4.0, "with --cluster_heads: two heads closer than this are "
                                  "pushed apart, the cost growing linearly below it (paper §7; "

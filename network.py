@@ -127,7 +127,7 @@ class Decoder(nn.Layer):
     ``label_dim`` > 0: the supervised AAE's decoder p(x|y, z) (paper §4, Figure 6), which also
     receives the one-hot label y, so that the code z is left to learn the style.
 
-    ``cluster_heads``: the dimensionality-reduction AAE's decoder (paper §7, Figure 9). It
+    ``cluster_heads``: the dimensionality-reduction AAE's decoder (paper §7, Figure 10). It
     holds a learned matrix W [label_dim, latent_dim] whose rows are the cluster heads, and
     decodes the representation r = y W + z: the head of y's category plus the style."""
 

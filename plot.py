@@ -19,7 +19,7 @@ to images_dir:
   per section (Figure 4d);
 - supervised: style_by_class.png, a row per style drawn from the prior, a column per class
   (Figure 7); the semi-supervised and clustering AAEs: the same, a column per category of y;
-- with cluster heads (paper §7, Figure 10): latent.png shows the representations
+- with cluster heads (paper §7, Figure 11): latent.png shows the representations
   r = q(y|x) W + z of the test digits with the heads W marked.
 
 logs/plot.json records the files and, with label regularization, component_accuracy: the

@@ -92,13 +92,10 @@ _PAPER_SGD = {"optimizer": "momentum", "gen_lr": 0.01, "reg_lr": 0.1, "class_lr"
 # musyoku/adversarial-autoencoder's categorical models do. Measured here on 10k images for 12
 # epochs (results/disc_noise/, results/semi_levers/): without it cluster_16's q(y|x) put 93%
 # of the digits in one category; with it 7 categories stayed in use. semi_1000 does better
-# without (test error 6.8% against 7.6%), so the semi-supervised presets keep 0.
+# without (test error 6.8% against 7.6%), so the semi-supervised presets keep 0. The rates
+# stay the likelihood model's: 5x did better on 20k images for 10 epochs but worse at full
+# size (results/cluster_levers/).
 _CLUSTERING = {"labels": "clustering", "disc_noise": 0.3}
-# cluster_16 and cluster_30 train at 5x the likelihood model's Adam rates. Measured here on 20k
-# images for 10 epochs (results/cluster_levers/): test error 27.9% against 49.2% at the
-# likelihood model's rates (10x: 29.6%); the full run at those rates stayed at 31-39% on the
-# validation images over its epochs 8-17.
-_CLUSTER_RATES = {"gen_lr": 1e-3, "reg_lr": 5e-4}
 # The dimensionality-reduction AAE (paper §7, Figure 10): the categorical model with a 2-d
 # style and learned cluster heads, decoding r = y W + z.
 _DIMRED = {**_CATEGORICAL, "latent_dim": 2, "cluster_heads": True}
@@ -140,10 +137,10 @@ PRESETS = {
                  {**_CATEGORICAL, "labels": "semi_supervised", "n_labeled": ALL_LABELS,
                   **_BUDGET_EPOCHS, **_run_dirs("semi_all")}),
     "cluster_16": ("Table 3: unsupervised clustering AAE, 16 categories, no labels",
-                   {**_CATEGORICAL, **_CLUSTERING, **_CLUSTER_RATES, "n_categories": 16,
+                   {**_CATEGORICAL, **_CLUSTERING, "n_categories": 16,
                     **_BUDGET_EPOCHS, **_run_dirs("cluster_16")}),
     "cluster_30": ("Table 3: unsupervised clustering AAE, 30 categories, no labels",
-                   {**_CATEGORICAL, **_CLUSTERING, **_CLUSTER_RATES, "n_categories": 30,
+                   {**_CATEGORICAL, **_CLUSTERING, "n_categories": 30,
                     **_BUDGET_EPOCHS, **_run_dirs("cluster_30")}),
     "semi_1000_sgd": ("Table 2 with the paper's optimizer: semi_1000 with SGD + momentum, "
                       "rates / 10 at epochs 50 and 1000, 1000-unit layers, 2000 epochs",

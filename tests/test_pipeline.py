@@ -142,6 +142,6 @@ def test_cli_errors_are_one_line_without_traceback(script, args, message):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, script)] + args, cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], proc.stderr

@@ -172,8 +172,10 @@ def plot_latent_scatter(codes, labels, path, background=None, title=None, heads=
     """Codes [n, d] of digits with ``labels`` [n], coloured by digit (see ``latent_view``).
     ``background``: 2-d points (samples of the prior) drawn in light grey underneath, for
     2-d codes; ``title`` replaces the default one; ``heads``: 2-d cluster heads [K, 2], drawn
-    as black crosses on top."""
+    as black crosses on top (the points are then r = y W + z, so the axes say r1, r2)."""
     points, (xlabel, ylabel), default_title = latent_view(codes, labels)
+    if heads is not None:
+        xlabel, ylabel = "r1", "r2"
     title = title or default_title
     labels = np.asarray(labels)
     fig = Figure(figsize=(6.5, 5.5))

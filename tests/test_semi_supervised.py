@@ -15,6 +15,7 @@ from conftest import run_dirs
 from data_maker import load_split
 from network import CategoricalEncoder, build_networks
 from priors import CategoricalPrior, PaddleRandom
+from utils import metrics
 from utils.errors import UserError
 
 TINY = ["--N", "32", "--N_train", "300", "--n_epochs", "1"]
@@ -199,6 +200,19 @@ def test_clustering_error_on_a_hand_example():
                                      [7, 5, 7, 1]) == 0.5
 
 
+def test_majority_cluster_labels_on_a_hand_example():
+    # images fall in clusters 0, 0, 0, 2, 2, 2 (cluster 1 gets none, cluster 3 one)
+    train_probs = np.array([[0.7, 0.1, 0.1, 0.1], [0.6, 0.2, 0.1, 0.1], [0.5, 0.3, 0.1, 0.1],
+                            [0.1, 0.2, 0.6, 0.1], [0.1, 0.1, 0.7, 0.1], [0.3, 0.1, 0.5, 0.1],
+                            [0.1, 0.1, 0.1, 0.7]])
+    train_labels = np.array([4, 9, 4, 3, 8, 8, 5])
+    labels = metrics.majority_cluster_labels(train_probs, train_labels)
+    np.testing.assert_array_equal(labels, [4, -1, 8, 5])
+    # test images in clusters 0, 2, 1, 3: predicted 4, 8, -1 (always wrong), 5
+    test_probs = np.eye(4)[[0, 2, 1, 3]]
+    assert metrics.labelled_clusters_error(labels, test_probs, [4, 3, 1, 5]) == 0.5
+
+
 # ---- networks and phases -----------------------------------------------------------------------
 def tiny_model(preset, *argv):
     cfg = parse(["--preset", preset, "--N", "16", "--dropout", "0", *argv])
@@ -352,6 +366,13 @@ def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist
             classify.cluster_labels(valid_probs, data["y_valid"]).tolist()
         assert saved["test_error_valid_labels"] == classify.clustering_error(
             valid_probs, data["y_valid"], test_probs, data["y_test"])
+        # the diagnostic: clusters labelled by the majority of their training images
+        train_split = load_split(mnist_dir, n_train=300, parts=("train",))
+        train_probs = classify.class_probabilities(nets["encoder"], train_split["x_train"])
+        majority = metrics.majority_cluster_labels(train_probs, train_split["y_train"])
+        assert saved["majority_cluster_labels"] == majority.tolist()
+        assert saved["test_error_majority_labels"] == metrics.labelled_clusters_error(
+            majority, test_probs, data["y_test"])
     else:
         assert "test_error_valid_labels" not in saved
     assert ("nearest_head_error" in saved) == cfg.cluster_heads

@@ -27,12 +27,30 @@ def cluster_labels(train_probs, train_labels):
     return np.asarray(train_labels).reshape(-1)[train_probs.argmax(axis=0)]
 
 
+def majority_cluster_labels(train_probs, train_labels):
+    """[K] the most common label among the training images whose most probable cluster is k
+    (ties: the smaller label; -1 for a cluster no training image falls in). Not the paper's
+    rule: a diagnostic of how well the clusters separate the digits, whatever their labelling."""
+    assigned = np.asarray(train_probs).argmax(axis=1)
+    train_labels = np.asarray(train_labels).reshape(-1)
+    result = np.full(np.asarray(train_probs).shape[1], -1, dtype=np.int64)
+    for k in np.unique(assigned):
+        result[k] = np.bincount(train_labels[assigned == k]).argmax()
+    return result
+
+
+def labelled_clusters_error(labels_of_cluster, test_probs, test_labels):
+    """The test error when each test image takes the label (``labels_of_cluster`` [K]) of its
+    most probable cluster."""
+    predicted = np.asarray(labels_of_cluster)[np.asarray(test_probs).argmax(axis=1)]
+    return float(np.mean(predicted != np.asarray(test_labels).reshape(-1)))
+
+
 def clustering_error(train_probs, train_labels, test_probs, test_labels):
     """The test error when each test image takes the label of its most probable cluster,
     clusters labelled by ``cluster_labels`` (paper §6, Table 3)."""
-    labels_of_cluster = cluster_labels(train_probs, train_labels)
-    predicted = labels_of_cluster[np.asarray(test_probs).argmax(axis=1)]
-    return float(np.mean(predicted != np.asarray(test_labels).reshape(-1)))
+    return labelled_clusters_error(cluster_labels(train_probs, train_labels), test_probs,
+                                   test_labels)
 
 
 def nearest_head_error(representations, heads, head_labels, labels):

@@ -248,6 +248,9 @@ class Config:
     adam_decay_epochs: str = _f("", "with --optimizer adam: comma-separated epochs at which "
                                 "every learning rate is divided by 10 (none by default: the "
                                 "reference's constant rates)")
+    adam_beta1: float = _f(0.9, "with --optimizer adam: beta1 of every Adam (0.9: Paddle's "
+                           "default, the reference's; GAN training often uses 0.5)",
+                           low=0.0, high=0.999)
     seed: int = _f(0, "seed of every random draw in training or evaluation", low=0)
     save_every: int = _f(50, "keep model/model{epoch} every this many epochs (reference: 50)")
     sample_every: int = _f(1, "write images/epoch{epoch}.png every this many epochs")
@@ -347,6 +350,7 @@ class Config:
             "class_momentum": ("optimizer", "momentum"),
             "lr_decay_epochs": ("optimizer", "momentum"),
             "adam_decay_epochs": ("optimizer", "adam"),
+            "adam_beta1": ("optimizer", "adam"),
         }
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name, (switch, wanted) in used_only_with.items():

@@ -63,6 +63,7 @@ TRAIN_KEYS = [
     "swiss_roll_radius", "swiss_roll_turns", "labels", "label_critic", "n_labeled", "n_unlabeled",
     "preset", "n_categories", "cluster_heads", "cluster_head_eta", "class_lr", "optimizer",
     "gen_momentum", "reg_momentum", "class_momentum", "lr_decay_epochs", "adam_decay_epochs",
+    "adam_beta1",
 ]
 # Settings that may differ between a run and its resumption (they do not change the math).
 # (A preset only names settings; the settings themselves are compared.)
@@ -383,7 +384,8 @@ def make_optimizers(cfg, nets):
             optimizer = paddle.optimizer.Momentum(learning_rate=lr, momentum=momentum,
                                                   parameters=layer.parameters())
         else:
-            optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=layer.parameters())
+            optimizer = paddle.optimizer.Adam(learning_rate=lr, beta1=cfg.adam_beta1,
+                                              parameters=layer.parameters())
         opts[name] = (optimizer, layer)
     return opts
 

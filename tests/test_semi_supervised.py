@@ -103,8 +103,21 @@ def test_adam_decay_epochs_divide_every_adam_rate_by_ten():
     assert opts["encoder"][0].get_lr() == pytest.approx(2e-4)
 
 
+def test_adam_beta1_reaches_every_adam():
+    cfg = parse(["--preset", "cluster_16", "--adam_beta1", "0.5"])
+    opts = train.make_optimizers(cfg, build_networks(cfg, 20))
+    assert {name: opt._beta1 for name, (opt, _) in opts.items()} == {
+        "encoder": 0.5, "decoder": 0.5, "discriminator": 0.5, "generator": 0.5,
+        "discriminator_y": 0.5}
+    default = train.make_optimizers(parse([]), build_networks(parse([]), 20))
+    assert all(opt._beta1 == 0.9 for opt, _ in default.values())
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--gen_momentum", "0.5"], "--gen_momentum is used only with --optimizer momentum"),
+    (["--optimizer", "momentum", "--adam_beta1", "0.5"],
+     "--adam_beta1 is used only with --optimizer adam"),
+    (["--adam_beta1", "1"], "--adam_beta1"),
     (["--optimizer", "momentum", "--adam_decay_epochs", "50"],
      "--adam_decay_epochs is used only with --optimizer adam"),
     (["--adam_decay_epochs", "0"], "--adam_decay_epochs must be"),

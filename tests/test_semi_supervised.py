@@ -372,7 +372,7 @@ def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist
         assert saved["n_train"] == 300
         # the paper's rule as quoted: clusters labelled by the validation images
         nets, _, _ = classify.load_model(str(tmp_path / "run/model/model0.npz"))
-        data = load_split(mnist_dir, n_test=200, parts=("valid", "test"))
+        data = load_split(mnist_dir, n_train=300, n_test=200, parts=("train", "valid", "test"))
         valid_probs = classify.class_probabilities(nets["encoder"], data["x_valid"])
         test_probs = classify.class_probabilities(nets["encoder"], data["x_test"])
         assert saved["valid_cluster_labels"] == \
@@ -380,9 +380,8 @@ def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist
         assert saved["test_error_valid_labels"] == classify.clustering_error(
             valid_probs, data["y_valid"], test_probs, data["y_test"])
         # the diagnostic: clusters labelled by the majority of their training images
-        train_split = load_split(mnist_dir, n_train=300, parts=("train",))
-        train_probs = classify.class_probabilities(nets["encoder"], train_split["x_train"])
-        majority = metrics.majority_cluster_labels(train_probs, train_split["y_train"])
+        train_probs = classify.class_probabilities(nets["encoder"], data["x_train"])
+        majority = metrics.majority_cluster_labels(train_probs, data["y_train"])
         assert saved["majority_cluster_labels"] == majority.tolist()
         assert saved["test_error_majority_labels"] == metrics.labelled_clusters_error(
             majority, test_probs, data["y_test"])

@@ -31,9 +31,10 @@ def majority_cluster_labels(train_probs, train_labels):
     """[K] the most common label among the training images whose most probable cluster is k
     (ties: the smaller label; -1 for a cluster no training image falls in). Not the paper's
     rule: a diagnostic of how well the clusters separate the digits, whatever their labelling."""
-    assigned = np.asarray(train_probs).argmax(axis=1)
+    train_probs = np.asarray(train_probs)
+    assigned = train_probs.argmax(axis=1)
     train_labels = np.asarray(train_labels).reshape(-1)
-    result = np.full(np.asarray(train_probs).shape[1], -1, dtype=np.int64)
+    result = np.full(train_probs.shape[1], -1, dtype=np.int64)
     for k in np.unique(assigned):
         result[k] = np.bincount(train_labels[assigned == k]).argmax()
     return result

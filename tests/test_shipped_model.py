@@ -1,4 +1,4 @@
-"""The shipped model/model199.npz and the figures the READMEs quote from results/."""
+"""The shipped checkpoints in model/ and the figures the READMEs quote from results/."""
 import json
 import os
 import re
@@ -6,12 +6,15 @@ import re
 import numpy as np
 import pytest
 
+import classify
 import eval as evaluate
 from conftest import ROOT
 from utils import checkpoint
 
 SHIPPED = os.path.join(ROOT, "model", "model199.npz")
 HEADLINE = os.path.join(ROOT, "results", "seed0", "eval.json")
+SHIPPED_SEMI = os.path.join(ROOT, "model", "semi_1000_model99.npz")
+SEMI_RESULT = os.path.join(ROOT, "results", "semi_1000", "classify.json")
 
 
 def reported_runs():
@@ -46,6 +49,29 @@ def test_shipped_model_reproduces_the_reported_likelihood(tmp_path, mnist_dir):
     assert result["sigma"] == pytest.approx(reported["sigma"])
     assert result["ll_mean"] == pytest.approx(reported["ll_mean"], abs=0.05)
     assert result["ll_mean"] >= 340.0
+
+
+def test_shipped_semi_supervised_model_is_weights_only():
+    meta, arrays = checkpoint.load(SHIPPED_SEMI)
+    assert meta["epoch"] == 100 and meta["config"]["seed"] == 0
+    assert meta["config"]["labels"] == "semi_supervised" and meta["config"]["n_labeled"] == 1000
+    assert {k.split("/")[0] for k in arrays} == {"net"}
+    assert {k.split("/")[1] for k in arrays} == {"encoder", "decoder", "discriminator",
+                                                "discriminator_y"}
+    assert os.path.getsize(SHIPPED_SEMI) < 40 * 2**20
+
+
+@pytest.mark.slow
+def test_shipped_semi_supervised_model_reproduces_the_reported_error(tmp_path, mnist_dir):
+    """python classify.py --checkpoint model/semi_1000_model99.npz gives results/semi_1000's
+    test error (the 1000-label figure of README §13), digit for digit."""
+    with open(SEMI_RESULT) as f:
+        reported = json.load(f)
+    result = classify.main(["--checkpoint", SHIPPED_SEMI, "--data_dir", mnist_dir,
+                            "--logs_dir", str(tmp_path / "logs")])
+    assert result["n_test"] == 10000
+    assert result["test_error"] == reported["test_error"]
+    assert result["test_category_sizes"] == reported["test_category_sizes"]
 
 
 def test_readmes_quote_every_reported_run():

@@ -174,6 +174,11 @@ class Config:
                            "prior sample a discriminator sees (0 = none, as the paper and the "
                            "reference; 0.3 in musyoku/adversarial-autoencoder's categorical "
                            "models)", low=0.0)
+    input_noise: float = _f(0.0, "with --labels semi_supervised or clustering: std of the "
+                            "Gaussian noise added, in training, to the images the encoder sees "
+                            "(the reconstruction target stays clean; 0 = none, as the reference; "
+                            "chosen to regularize q(y|x), which fits 1,000 labels within "
+                            "epochs)", low=0.0)
     encoder: str = _f("gaussian", "gaussian: z = mu + exp(logvar/2) * eps (reference); "
                       "deterministic: z = mu (the paper's choice)",
                       choices=("gaussian", "deterministic"))
@@ -342,6 +347,7 @@ class Config:
             "n_categories": ("labels", ("semi_supervised", "clustering")),
             "n_unlabeled": ("labels", "regularization"),
             "cluster_heads": ("labels", ("semi_supervised", "clustering")),
+            "input_noise": ("labels", ("semi_supervised", "clustering")),
             "label_critic": ("labels", "supervised"),
             "cluster_head_eta": ("cluster_heads", True),
             "class_lr": ("labels", "semi_supervised"),

@@ -86,27 +86,45 @@ class Encoder(nn.Layer):
         return mu + paddle.exp(0.5 * self.logvar(h)) * eps
 
 
+def add_noise(x, std, training):
+    """x + N(0, std^2) noise in training; x itself in eval mode or with std 0 (nothing drawn)."""
+    if training and std > 0:
+        return x + paddle.normal(0.0, std, x.shape)
+    return x
+
+
 class CategoricalEncoder(nn.Layer):
     """q(y, z|x) of the semi-supervised and clustering AAEs (paper §5-6, Figure 8): one hidden
     stack, then two heads: ``class_logits`` of the categorical q(y|x) over ``n_categories``
-    and a deterministic ``style`` code z of ``latent_dim`` units."""
+    and a deterministic ``style`` code z of ``latent_dim`` units.
 
-    def __init__(self, in_dim, hidden, n_categories, latent_dim, dropout=0.2):
+    ``input_noise`` > 0: in training, N(0, input_noise^2) noise is added to every image it is
+    shown, like dropout only in train mode (the decoder's target stays the clean image)."""
+
+    def __init__(self, in_dim, hidden, n_categories, latent_dim, dropout=0.2, input_noise=0.0):
         super().__init__()
+        if input_noise < 0:
+            raise ValueError(f"input_noise must be >= 0, got {input_noise}")
+        self.input_noise = float(input_noise)
         self.model = nn.Sequential(*_hidden_stack(in_dim, hidden, dropout))
         self.class_logits = nn.Linear(hidden, n_categories)
         self.style = nn.Linear(hidden, latent_dim)
 
+    def hidden(self, x):
+        """The last hidden layer: [B, hidden]."""
+        x = add_noise(x.reshape([x.shape[0], -1]), self.input_noise, self.training)
+        return self.model(x)
+
     def logits(self, x):
         """The logits of q(y|x): [B, n_categories] (softmax gives the class probabilities)."""
-        return self.class_logits(self.model(x.reshape([x.shape[0], -1])))
+        return self.class_logits(self.hidden(x))
 
     def mean(self, x):
         """The style code z (for the code-space plots, as ``Encoder.mean``)."""
-        return self.style(self.model(x.reshape([x.shape[0], -1])))
+        return self.style(self.hidden(x))
 
     def forward(self, x):
-        h = self.model(x.reshape([x.shape[0], -1]))  # [B, hidden]
+        h = self.hidden(x)  # [B, hidden]
         return F.softmax(self.class_logits(h), axis=1), self.style(h)  # [B, K], [B, latent]
 
 
@@ -184,8 +202,7 @@ class Discriminator(nn.Layer):
                                    nn.Linear(hidden, 1))
 
     def forward(self, z, y_onehot=None):
-        if self.training and self.input_noise > 0:
-            z = z + paddle.normal(0.0, self.input_noise, z.shape)
+        z = add_noise(z, self.input_noise, self.training)
         return self.model(_with_label(z, y_onehot, self.label_dim, "discriminator"))  # [B, 1]
 
 
@@ -216,7 +233,8 @@ def build_networks(cfg, in_dim, n_classes=10):
     if cfg.labels in CATEGORICAL_MODES:
         k = cfg.n_categories
         return {
-            "encoder": CategoricalEncoder(in_dim, cfg.N, k, cfg.latent_dim, cfg.dropout),
+            "encoder": CategoricalEncoder(in_dim, cfg.N, k, cfg.latent_dim, cfg.dropout,
+                                          input_noise=cfg.input_noise),
             # cluster heads start at the spread their cost asks for (std eta, chosen): Adam at
             # gen_lr moves them only ~0.1 an epoch
             "decoder": Decoder(cfg.latent_dim, cfg.N, in_dim, cfg.dropout, label_dim=k,

@@ -63,7 +63,7 @@ TRAIN_KEYS = [
     "swiss_roll_radius", "swiss_roll_turns", "labels", "label_critic", "n_labeled", "n_unlabeled",
     "preset", "n_categories", "cluster_heads", "cluster_head_eta", "class_lr", "optimizer",
     "gen_momentum", "reg_momentum", "class_momentum", "lr_decay_epochs", "adam_decay_epochs",
-    "adam_beta1",
+    "adam_beta1", "input_noise",
 ]
 # Settings that may differ between a run and its resumption (they do not change the math).
 # (A preset only names settings; the settings themselves are compared.)

@@ -332,6 +332,39 @@ def test_each_categorical_phase_changes_only_what_it_owns():
     assert np.isfinite([float(v) for v in (*d_losses, *g_losses, class_loss)]).all()
 
 
+def test_encoder_input_noise_only_in_training_and_the_target_stays_clean():
+    """--input_noise: the encoder sees x + N(0, s^2) noise in train mode only, and the
+    reconstruction phase still scores the decoding against the clean x."""
+    cfg, nets, opts = tiny_model("semi_1000", "--input_noise", "0.5")
+    _, plain, _ = tiny_model("semi_1000")
+    for name in nets:
+        plain[name].set_state_dict(nets[name].state_dict())
+    x = paddle.to_tensor((np.random.default_rng(0).random((8, 20)) > 0.5).astype("float32"))
+    nets["encoder"].eval()
+    np.testing.assert_array_equal(nets["encoder"].logits(x).numpy(),
+                                  plain["encoder"].logits(x).numpy())  # eval: no noise
+    paddle.seed(5)
+    noise = paddle.normal(0.0, 0.5, x.shape)  # the draw the phase below makes first
+    assert abs(float(noise.std()) - 0.5) < 0.1
+    plain["decoder"].train()
+    plain["encoder"].train()
+    y_probs, z = plain["encoder"](x + noise)
+    expected = paddle.nn.functional.binary_cross_entropy_with_logits(
+        plain["decoder"](z, y_probs), x)
+    paddle.seed(5)
+    recon, _ = train.categorical_reconstruction_phase(x, nets["encoder"], nets["decoder"],
+                                                      opts["encoder"][0], opts["decoder"][0])
+    assert float(recon) == pytest.approx(float(expected), rel=1e-5)
+    y_clean, z_clean = plain["encoder"](x)
+    clean = paddle.nn.functional.binary_cross_entropy_with_logits(
+        plain["decoder"](z_clean, y_clean), x)
+    assert float(recon) != pytest.approx(float(clean), rel=1e-3)  # the noise did reach it
+    with pytest.raises(UserError, match="--input_noise is used only with --labels"):
+        parse(["--input_noise", "0.3"])
+    with pytest.raises(UserError, match="--input_noise must be >= 0"):
+        parse(["--preset", "semi_1000", "--input_noise", "-0.1"])
+
+
 def test_classification_phase_learns_the_labels():
     """Ten classes of 20-pixel patterns: 100 classification steps (lr 1e-2) classify all."""
     cfg, nets, opts = tiny_model("semi_100", "--class_lr", "1e-2")

@@ -177,8 +177,8 @@ class Config:
     input_noise: float = _f(0.0, "with --labels semi_supervised or clustering: std of the "
                             "Gaussian noise added, in training, to the images the encoder sees "
                             "(the reconstruction target stays clean; 0 = none, as the reference; "
-                            "chosen to regularize q(y|x), which fits 1,000 labels within "
-                            "epochs)", low=0.0)
+                            "a lever for q(y|x), which fits 1,000 labels within a few "
+                            "epochs, README §13)", low=0.0)
     encoder: str = _f("gaussian", "gaussian: z = mu + exp(logvar/2) * eps (reference); "
                       "deterministic: z = mu (the paper's choice)",
                       choices=("gaussian", "deterministic"))

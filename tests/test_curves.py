@@ -1,4 +1,7 @@
 """utils/curves.py: the figures the README reads off a learning curve."""
+import os
+import re
+import shlex
 import subprocess
 import sys
 
@@ -52,3 +55,22 @@ def test_cli_on_a_file_and_its_errors(tmp_path):
                               capture_output=True, text=True)
         assert proc.returncode == 2
         assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_readme_curve_figures_are_what_the_committed_logs_give():
+    """Each `python -m utils.curves ... # figures` line in the READMEs prints those figures."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    checked = 0
+    for readme in ("README.md", "README_cn.md"):
+        with open(os.path.join(root, readme), encoding="utf-8") as f:
+            for line in f:
+                m = re.match(r"python -m utils\.curves (.+?)\s+# (.+)$", line.strip())
+                if not m:
+                    continue
+                out = curves.describe(curves.main(
+                    [os.path.join(root, a) if a.startswith("results/") else a
+                     for a in shlex.split(m.group(1))]))
+                for figure in m.group(2).split(", "):
+                    assert figure in out, (readme, line, out)
+                checked += 1
+    assert checked >= 8

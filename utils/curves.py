@@ -7,10 +7,7 @@ epochs A-B" sentences come from this, so each can be re-derived from the committ
 """
 import argparse
 import os
-import sys
-
-if __package__ in (None, ""):  # run as a file (python utils/curves.py): make utils importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import statistics
 
 from utils.errors import UserError, run_cli
 from utils.log import read_loss_csv
@@ -28,8 +25,8 @@ def parse_epochs(text):
 
 
 def summarize(rows, column, first, last):
-    """{min, max, mean, median, argmin, argmax, n} of ``column`` over the rows with first <= epoch <= last.
-    Raises ValueError if the column is missing or the range holds no row."""
+    """{min, max, mean, median, argmin, argmax, n} of ``column`` over the rows with
+    first <= epoch <= last. Raises ValueError if the column is missing or the range holds no row."""
     if rows and column not in rows[0]:
         names = ", ".join(k for k in rows[0] if k != "epoch")
         raise ValueError(f"no column {column!r}; the file has: {names}")
@@ -43,13 +40,7 @@ def summarize(rows, column, first, last):
     return {"column": column, "first": picked[0]["epoch"], "last": picked[-1]["epoch"],
             "n": len(values), "min": values[low], "argmin": picked[low]["epoch"],
             "max": values[high], "argmax": picked[high]["epoch"],
-            "mean": sum(values) / len(values), "median": _median(values)}
-
-
-def _median(values):
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+            "mean": statistics.fmean(values), "median": statistics.median(values)}
 
 
 def describe(summary):
@@ -74,8 +65,10 @@ def main(argv=None):
         raise UserError(f"{args.loss_csv}: file not found; give a run's logs/loss.csv")
     try:
         rows = read_loss_csv(args.loss_csv)
-    except (ValueError, KeyError) as err:
+    except ValueError as err:
         raise UserError(f"{args.loss_csv}: not a loss.csv written by train.py ({err})") from None
+    if rows and "epoch" not in rows[0]:
+        raise UserError(f"{args.loss_csv}: no epoch column; not a loss.csv written by train.py")
     if not rows:
         raise UserError(f"{args.loss_csv}: holds no epoch yet")
     try:

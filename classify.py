@@ -26,7 +26,6 @@ category, and what it was computed on).
 """
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
-import json
 import os
 import time
 
@@ -34,12 +33,11 @@ import numpy as np
 
 import config
 from data_maker import load_split
-from eval import checkpoint_path, load_model
-from network import CATEGORICAL_MODES
-from train import select_device
-from utils import checkpoint
+from eval import check_output_folders, checkpoint_path, load_model
+from config import CLASSIFYING_MODES
+from utils.run import select_device
 from utils.errors import UserError, ensure_folder, run_cli
-from utils.log import get_logger
+from utils.log import get_logger, write_result_json
 from utils.metrics import (class_probabilities, classification_error, cluster_labels,
                            clustering_error, labelled_clusters_error, majority_cluster_labels,
                            nearest_head_error, representations)
@@ -53,16 +51,25 @@ def main(argv=None):
                               description=__doc__.split("\n")[0])
     t0 = time.perf_counter()
     path = checkpoint_path(cfg)
+    check_output_folders(cfg, ("logs_dir",))
     select_device(cfg.device)
     nets, train_cfg, meta = load_model(path)
-    if train_cfg.labels not in CATEGORICAL_MODES:
+    if train_cfg.labels not in CLASSIFYING_MODES:
         raise UserError(f"{path} was trained with --labels {train_cfg.labels}: classify.py "
                         f"needs a model with a categorical q(y|x) (--labels "
-                        f"{' or '.join(CATEGORICAL_MODES)})")
+                        f"{' or '.join(CLASSIFYING_MODES)})")
     clustering = train_cfg.labels == "clustering"
     parts = ("train", "valid", "test") if clustering else ("test",)
-    data = load_split(cfg.data_dir, n_train=train_cfg.N_train if clustering else None,
-                      n_test=cfg.N_test, parts=parts)
+    data = load_split(cfg.data_dir, n_test=cfg.N_test, parts=parts)
+    if clustering:  # the clusters are labelled with the images the model was trained on
+        available = len(data["x_train"])
+        if train_cfg.N_train > available:
+            raise UserError(f"{path} was trained on N_train = {train_cfg.N_train} images, but "
+                            f"{cfg.data_dir} holds {available} training images: classify.py "
+                            f"labels the clusters with the images the model was trained on; "
+                            f"give the --data_dir of the split it was trained with")
+        data["x_train"] = data["x_train"][:train_cfg.N_train]
+        data["y_train"] = data["y_train"][:train_cfg.N_train]
     ensure_folder(cfg.logs_dir, "--logs_dir")
     log = get_logger("classify", os.path.join(cfg.logs_dir, "classify.log"))
     log.info("classifying with %s (trained %s epochs, --labels %s, %d categories)", path,
@@ -95,14 +102,15 @@ def main(argv=None):
         labels_of_category = np.arange(train_cfg.n_categories)
         result["n_labeled"] = train_cfg.n_labeled
         result["test_error"] = classification_error(test_probs, data["y_test"])
-    decoder = nets["decoder"]
-    if decoder.cluster_heads is not None:
+    if train_cfg.cluster_heads:
+        decoder = nets["decoder"]
         r = representations(nets["encoder"], decoder, data["x_test"])
         result["nearest_head_error"] = nearest_head_error(
             r, decoder.cluster_heads.numpy(), labels_of_category, data["y_test"])
     result["seconds"] = time.perf_counter() - t0
-    checkpoint.atomic_write(os.path.join(cfg.logs_dir, "classify.json"),
-                            lambda f: f.write(json.dumps(result, indent=2).encode()))
+    write_result_json(os.path.join(cfg.logs_dir, "classify.json"), result,
+                      "the encoder's q(y|x) may hold NaN (a diverged training run): classify "
+                      "with an earlier checkpoint")
     line = f"test error = {100 * result['test_error']:.2f}% on {result['n_test']} test images"
     if "nearest_head_error" in result:
         line += (f"; nearest cluster head of r = y W + z: "

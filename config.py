@@ -19,7 +19,39 @@ from typing import Optional
 from utils.errors import UserError
 
 
-def _cli_text(value):
+N_CLASSES = 10  # MNIST's digits: the label units of every labelled model
+CATEGORICAL_MODES = ("semi_supervised", "clustering")  # --labels of the Figure 8 model
+# --labels whose encoder has a categorical q(y|x) (classify.py reports their test error)
+CLASSIFYING_MODES = CATEGORICAL_MODES + ("classifier",)
+# --labels whose decoder takes a class (or category) input next to the code
+DECODER_LABEL_MODES = ("supervised",) + CATEGORICAL_MODES
+
+# The settings train.py takes (the rest of Config serves evaluation).
+TRAIN_KEYS = [
+    "data_dir", "N_train", "N", "latent_dim", "std", "dropout", "encoder", "eps_std",
+    "disc_noise", "n_epochs", "batch_size", "gen_lr", "reg_lr", "seed", "save_every",
+    "sample_every", "resume", "device", "model_dir", "images_dir", "logs_dir", "visualdl",
+    "prior", "n_components", "gmm_radius", "gmm_radial_std", "gmm_tangential_std",
+    "swiss_roll_radius", "swiss_roll_turns", "labels", "label_critic", "n_labeled", "n_unlabeled",
+    "preset", "n_categories", "cluster_heads", "cluster_head_eta", "class_lr", "optimizer",
+    "gen_momentum", "reg_momentum", "class_momentum", "lr_decay_epochs", "input_noise",
+]
+
+# Options that only served screens which were tried and rejected (docs/categorical.md), with
+# the one value the code still implements. They ran at commit 3d09a1f. A checkpoint that
+# records such a key is read when it holds that value, and refused otherwise.
+RETIRED = {"adam_beta1": 0.9, "adam_decay_epochs": ""}
+
+
+def check_retired(values, where):
+    """Refuse a saved config that used a retired option at another value than today's."""
+    for key, value in RETIRED.items():
+        if key in values and values[key] != value:
+            raise UserError(f"{where} was made with {key} = {values[key]!r}, an option retired "
+                            f"after commit 3d09a1f; check out that commit to use it")
+
+
+def cli_text(value):
     """A value as it is typed on the command line (booleans as true / false)."""
     return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -44,19 +76,20 @@ def _run_dirs(name):
 _PAPER_ENCODER = {"encoder": "deterministic"}
 _CODE_2D = {"latent_dim": 2, **_PAPER_ENCODER}
 # With labels in the regularization the regularization phases learn at 1e-3, ten times the
-# likelihood model's: measured here (results/reg_lr_2d/), gmm_labels on 10k images for 10
-# epochs put 14% of the test digits in their own component at 1e-4 and 81% at 1e-3 (dropout
-# made no difference); the swiss roll 5% and 33%. Without labels 1e-3 does the opposite
-# (results/reg_lr_2d/, gmm_2d on 10k images for 10 epochs): 74% of the test codes would have to
-# move to give every component its share at 1e-3 (the codes one lump), 17% at 1e-4.
+# likelihood model's: measured here (results/screens/reg_lr_2d/), gmm_labels on 10k images for
+# 10 epochs put 14% of the test digits in their own component at 1e-4 and 81% at 1e-3
+# (dropout made no difference); the swiss roll 5% and 33%. Without labels 1e-3 does the
+# opposite (results/screens/reg_lr_2d/, gmm_2d on 10k images for 10 epochs): 74% of the test
+# codes would have to move to give every component its share at 1e-3 (the codes one lump),
+# 17% at 1e-4.
 _LABELS_2D = {**_CODE_2D, "labels": "regularization", "reg_lr": 1e-3}
 # The supervised AAE: a N(0, 1) style prior, a discriminator that also sees the label
 # (label_critic, not in the paper) and regularization at 5e-4. Measured here
-# (results/supervised_style/, 10k images, 10 epochs, 14 settings; README §12.4): with the
-# paper's unconditioned discriminator the style code kept part of the digit's identity at
-# every rate tried (label_control 0.12-0.65) or, at reg_lr 1e-3 with gen_lr 2e-4, lost its
-# style (style_spread <= 0.006); the label critic at 5e-4 gave label_control 0.91 with a style
-# per row.
+# (results/screens/supervised_style/, 10k images, 10 epochs, 14 settings; docs/code_space.md
+# §4): with the paper's unconditioned discriminator the style code kept part of the digit's
+# identity at every rate tried (label_control 0.12-0.65) or, at reg_lr 1e-3 with gen_lr 2e-4,
+# lost its style (style_spread <= 0.006); the label critic at 5e-4 gave label_control 0.91
+# with a style per row.
 _SUPERVISED = {"labels": "supervised", "std": 1.0, "reg_lr": 5e-4, "label_critic": True}
 
 
@@ -90,17 +123,49 @@ _PAPER_SGD = {"optimizer": "momentum", "gen_lr": 0.01, "reg_lr": 0.1, "class_lr"
               "lr_decay_epochs": "50,1000", "N": 1000, **_epochs(2000)}
 # The clustering AAE (paper §6) adds N(0, 0.3^2) noise to what its discriminators see, as
 # musyoku/adversarial-autoencoder's categorical models do. Measured here on 10k images for 12
-# epochs (results/disc_noise/, results/semi_levers/): without it cluster_16's q(y|x) put 93%
-# of the digits in one category; with it 7 categories stayed in use. semi_1000 does better
-# without (test error 6.8% against 7.6%), so the semi-supervised presets keep 0. The rates
-# stay the likelihood model's: 5x did better on 20k images for 10 epochs but worse at full
-# size (results/cluster_levers/).
+# epochs (results/screens/disc_noise/, results/screens/semi_levers/): without it cluster_16's
+# q(y|x) put 93% of the digits in one category; with it 7 categories stayed in use.
+# semi_1000 does better without (test error 6.8% against 7.6%), so the semi-supervised presets
+# keep 0. The rates stay the likelihood model's: 5x did better on 20k images for 10 epochs but
+# worse at full size (results/screens/cluster_levers/).
 _CLUSTERING = {"labels": "clustering", "disc_noise": 0.3}
 # The dimensionality-reduction AAE (paper §7, Figure 10): the categorical model with a 2-d
 # style and learned cluster heads, decoding r = y W + z.
 _DIMRED = {**_CATEGORICAL, "latent_dim": 2, "cluster_heads": True}
 # n_labeled of semi_all: more than any training split holds, so every image keeps its label.
 ALL_LABELS = 10**9
+
+# A setting that only one prior, label mode, encoder or optimizer uses: refused with the others
+# when changed from its default (no option is silently ignored), and left out of the log.
+USED_ONLY_WITH = {
+    "std": ("prior", "gaussian"),
+    "n_components": ("prior", ("gmm", "swiss_roll")),
+    "gmm_radius": ("prior", "gmm"), "gmm_radial_std": ("prior", "gmm"),
+    "gmm_tangential_std": ("prior", "gmm"),
+    "swiss_roll_radius": ("prior", "swiss_roll"),
+    "swiss_roll_turns": ("prior", "swiss_roll"),
+    "n_labeled": ("labels", ("regularization", "semi_supervised", "classifier")),
+    "n_categories": ("labels", ("semi_supervised", "clustering", "classifier")),
+    "n_unlabeled": ("labels", "regularization"),
+    "cluster_heads": ("labels", ("semi_supervised", "clustering")),
+    "input_noise": ("labels", ("semi_supervised", "clustering", "classifier")),
+    "label_critic": ("labels", "supervised"),
+    "eps_std": ("encoder", "gaussian"),
+    "cluster_head_eta": ("cluster_heads", True),
+    "class_lr": ("labels", ("semi_supervised", "classifier")),
+    "gen_momentum": ("optimizer", "momentum"),
+    "reg_momentum": ("optimizer", "momentum"),
+    "class_momentum": ("optimizer", "momentum"),
+    "lr_decay_epochs": ("optimizer", "momentum"),
+}
+
+
+def _applies(cfg, name):
+    """Whether setting ``name`` is used by a Config (see USED_ONLY_WITH)."""
+    if name not in USED_ONLY_WITH:
+        return True
+    switch, wanted = USED_ONLY_WITH[name]
+    return getattr(cfg, switch) in (wanted if isinstance(wanted, tuple) else (wanted,))
 
 # name -> (one-line description, overrides of the defaults). ``--preset NAME`` applies them;
 # options given on the command line win.
@@ -142,6 +207,15 @@ PRESETS = {
     "cluster_30": ("Table 3: unsupervised clustering AAE, 30 categories, no labels",
                    {**_CATEGORICAL, **_CLUSTERING, "n_categories": 30,
                     **_BUDGET_EPOCHS, **_run_dirs("cluster_30")}),
+    # Table 2's baseline: the semi-supervised presets' encoder, optimizer, dropout, labelled
+    # sets and epochs, trained by the classification phase alone (no reconstruction and no
+    # adversarial part): what the AAE adds over plain supervised training on its labels.
+    **{f"classifier_{name}": (f"Table 2 baseline: semi_{name}'s encoder trained on {text} "
+                              "by the classification phase alone",
+                              {**_CATEGORICAL, "labels": "classifier", "n_labeled": n,
+                               **_BUDGET_EPOCHS, **_run_dirs(f"classifier_{name}")})
+       for name, n, text in (("100", 100, "its 100 labels"), ("1000", 1000, "its 1000 labels"),
+                             ("all", ALL_LABELS, "every training label"))},
     "semi_1000_sgd": ("Table 2 with the paper's optimizer: semi_1000 with SGD + momentum, "
                       "rates / 10 at epochs 50 and 1000, 1000-unit layers, 2000 epochs",
                       {**_CATEGORICAL, "labels": "semi_supervised", "n_labeled": 1000,
@@ -178,7 +252,7 @@ class Config:
                             "Gaussian noise added, in training, to the images the encoder sees "
                             "(the reconstruction target stays clean; 0 = none, as the reference; "
                             "a lever for q(y|x), which fits 1,000 labels within a few "
-                            "epochs, README §13)", low=0.0)
+                            "epochs, docs/categorical.md)", low=0.0)
     encoder: str = _f("gaussian", "gaussian: z = mu + exp(logvar/2) * eps (reference); "
                       "deterministic: z = mu (the paper's choice)",
                       choices=("gaussian", "deterministic"))
@@ -207,13 +281,15 @@ class Config:
                      "Figures 6-7); semi_supervised: the encoder also outputs a categorical "
                      "q(y|x), the decoder sees [z, y], y and z are both regularized, and "
                      "q(y|x) is trained on the labelled images (paper §5, Figure 8); "
-                     "clustering: the same without labels (paper §6, Table 3)",
+                     "clustering: the same without labels (paper §6, Table 3); classifier: "
+                     "the semi-supervised model's encoder trained by its classification phase "
+                     "alone (a baseline for Table 2, not in the paper)",
                      choices=("none", "regularization", "supervised", "semi_supervised",
-                              "clustering"))
+                              "clustering", "classifier"))
     label_critic: bool = _f(False, "with --labels supervised: the discriminator also sees each "
                             "code's one-hot label, next to prior samples drawn whatever the "
                             "label, so a style code that still tells the class is penalised "
-                            "(not in the paper; README §12.4)")
+                            "(not in the paper; docs/code_space.md §4)")
     n_labeled: int = _f(10000, "with --labels regularization or semi_supervised: training images "
                         "that keep their label, the same number from each class (paper §2.3, "
                         "Figure 4: 10k; §5, Table 2: 100, 1000); semi_supervised with at least "
@@ -250,12 +326,6 @@ class Config:
                                "classification phase", low=0.0, high=0.999)
     lr_decay_epochs: str = _f("50,1000", "with --optimizer momentum: comma-separated epochs at "
                               "which every learning rate is divided by 10")
-    adam_decay_epochs: str = _f("", "with --optimizer adam: comma-separated epochs at which "
-                                "every learning rate is divided by 10 (none by default: the "
-                                "reference's constant rates)")
-    adam_beta1: float = _f(0.9, "with --optimizer adam: beta1 of every Adam (0.9: Paddle's "
-                           "default, the reference's; GAN training often uses 0.5)",
-                           low=0.0, high=0.999)
     seed: int = _f(0, "seed of every random draw in training or evaluation", low=0)
     save_every: int = _f(50, "keep model/model{epoch} every this many epochs (reference: 50)")
     sample_every: int = _f(1, "write images/epoch{epoch}.png every this many epochs")
@@ -284,10 +354,8 @@ class Config:
                            "shows whether the code space is smooth)")
     # ---- presets ----------------------------------------------------------------------
     preset: Optional[str] = _f(None, "a named set of the settings above, one per experiment of "
-                               "the paper; options given on the command line win. "
-                               + "; ".join(f"{name}: {text}" for name, (text, _) in
-                                           PRESETS.items()),
-                               choices=tuple(PRESETS))
+                               "the paper (listed below); options given on the command line "
+                               "win", choices=tuple(PRESETS))
 
     # ---------------------------------------------------------------------------------
     def validate(self):
@@ -317,6 +385,7 @@ class Config:
         if self.sigma_min > self.sigma_max:
             raise UserError(f"--sigma_min ({self.sigma_min}) must not exceed --sigma_max "
                             f"({self.sigma_max}); both are log10 of sigma")
+        self._validate_limits()
         return self
 
     def _validate_prior_and_labels(self):
@@ -326,7 +395,7 @@ class Config:
         if self.prior != "gaussian" and self.latent_dim != 2:
             raise UserError(f"--prior {self.prior} is 2-d: it needs --latent_dim 2, got "
                             f"{self.latent_dim}")
-        if self.labels in ("semi_supervised", "clustering"):
+        if self.labels in CLASSIFYING_MODES:
             if self.prior != "gaussian":
                 raise UserError(f"--labels {self.labels}: the style code has a Gaussian prior "
                                 "(the categorical prior of y is built in): use --prior gaussian")
@@ -336,54 +405,48 @@ class Config:
         if self.labels == "regularization" and self.prior == "gaussian":
             raise UserError("--labels regularization routes each label to its own mixture "
                             "component or swiss roll section: use --prior gmm or swiss_roll")
-        used_only_with = {
-            "std": ("prior", "gaussian"),
-            "n_components": ("prior", ("gmm", "swiss_roll")),
-            "gmm_radius": ("prior", "gmm"), "gmm_radial_std": ("prior", "gmm"),
-            "gmm_tangential_std": ("prior", "gmm"),
-            "swiss_roll_radius": ("prior", "swiss_roll"),
-            "swiss_roll_turns": ("prior", "swiss_roll"),
-            "n_labeled": ("labels", ("regularization", "semi_supervised")),
-            "n_categories": ("labels", ("semi_supervised", "clustering")),
-            "n_unlabeled": ("labels", "regularization"),
-            "cluster_heads": ("labels", ("semi_supervised", "clustering")),
-            "input_noise": ("labels", ("semi_supervised", "clustering")),
-            "label_critic": ("labels", "supervised"),
-            "cluster_head_eta": ("cluster_heads", True),
-            "class_lr": ("labels", "semi_supervised"),
-            "gen_momentum": ("optimizer", "momentum"),
-            "reg_momentum": ("optimizer", "momentum"),
-            "class_momentum": ("optimizer", "momentum"),
-            "lr_decay_epochs": ("optimizer", "momentum"),
-            "adam_decay_epochs": ("optimizer", "adam"),
-            "adam_beta1": ("optimizer", "adam"),
-        }
+        if self.labels == "regularization" and self.n_components != N_CLASSES:
+            raise UserError(f"--labels regularization gives each of the {N_CLASSES} digits its "
+                            f"own part of the prior: --n_components must be {N_CLASSES}, got "
+                            f"{self.n_components}")
+        if self.labels in ("semi_supervised", "classifier") and self.n_categories != N_CLASSES:
+            raise UserError(f"--labels {self.labels}: q(y|x) has one category per digit: "
+                            f"--n_categories must be {N_CLASSES}, got {self.n_categories}")
+        if self.batch_size > self.N_train:
+            raise UserError(f"--batch_size {self.batch_size} is larger than the {self.N_train} "
+                            f"training images of --N_train")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        for name, (switch, wanted) in used_only_with.items():
-            wanted = wanted if isinstance(wanted, tuple) else (wanted,)
-            if getattr(self, switch) not in wanted and getattr(self, name) != defaults[name]:
+        for name, (switch, wanted) in USED_ONLY_WITH.items():
+            if not _applies(self, name) and getattr(self, name) != defaults[name]:
+                wanted = wanted if isinstance(wanted, tuple) else (wanted,)
                 raise UserError(f"--{name} is used only with --{switch} "
-                                f"{' or '.join(map(_cli_text, wanted))} (--{switch} is "
-                                f"{_cli_text(getattr(self, switch))})")
+                                f"{' or '.join(map(cli_text, wanted))} (--{switch} is "
+                                f"{cli_text(getattr(self, switch))})")
 
     def decay_epochs(self):
-        """The epochs where every rate drops tenfold, as a tuple of increasing positive epochs:
-        --lr_decay_epochs with momentum SGD, --adam_decay_epochs with Adam."""
-        name = "lr_decay_epochs" if self.optimizer == "momentum" else "adam_decay_epochs"
-        text = getattr(self, name)
+        """The epochs where every rate drops tenfold with momentum SGD (--lr_decay_epochs), as
+        a tuple of increasing positive epochs; none with Adam (the reference's constant
+        rates)."""
+        if self.optimizer != "momentum":
+            return ()
+        text = self.lr_decay_epochs
         try:
             epochs = tuple(int(e) for e in text.split(",") if e.strip())
         except ValueError:
             epochs = None
         if epochs is None or any(e <= 0 for e in epochs) or list(epochs) != sorted(set(epochs)):
-            raise UserError(f"--{name} must be increasing positive epochs separated by "
+            raise UserError(f"--lr_decay_epochs must be increasing positive epochs separated by "
                             f"commas (e.g. 50,1000), got {text!r}")
         return epochs
 
     def lr_factor(self, epoch):
-        """The factor of every learning rate in ``epoch``: 0.1 ** (the decay epochs reached);
-        1 throughout with Adam's default of no decay epochs."""
+        """The factor of every learning rate in ``epoch``: 0.1 ** (the decay epochs reached)."""
         return 0.1 ** sum(epoch >= e for e in self.decay_epochs())
+
+    def applicable(self, keys):
+        """{key: value} of the settings among ``keys`` that this run uses (a setting of another
+        prior, label mode or optimizer is left out)."""
+        return {k: getattr(self, k) for k in keys if _applies(self, k)}
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -394,6 +457,8 @@ class Config:
     @classmethod
     def from_dict(cls, values, where="config"):
         """Build from a dict (e.g. a checkpoint's); unknown keys and wrong types are refused."""
+        check_retired(values, where)
+        values = {k: v for k, v in values.items() if k not in RETIRED}
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
@@ -402,6 +467,104 @@ class Config:
         for name, value in values.items():
             kwargs[name] = _coerce(name, value, _field_type(known[name]), where)
         return cls(**kwargs).validate()
+
+    def _validate_limits(self):
+        """Values the libraries or this machine cannot handle, refused before any work with
+        the option and what to do: an empty path, a seed Paddle does not take, a Parzen
+        width whose square (or, for --sigma_min / --sigma_max, whose 10**x) over- or
+        underflows, and sizes whose run would need more memory than the machine has."""
+        import os
+        for name, fix in (("checkpoint", "give the path of a checkpoint file, or leave the "
+                           "option out to use <model_dir>/model<load_epoch>.npz"),
+                          ("save_samples", "give a file name ending in .npy, or leave the "
+                           "option out"),
+                          ("data_dir", "give a folder (. for the current one)"),
+                          ("model_dir", "give a folder (. for the current one)"),
+                          ("images_dir", "give a folder (. for the current one)"),
+                          ("logs_dir", "give a folder (. for the current one)")):
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                raise UserError(f"--{name} is empty: {fix}")
+
+        max_seed = 2**63 - 1  # paddle.seed takes a signed 64-bit integer
+        if self.seed > max_seed:
+            raise UserError(f"--seed must be at most {max_seed} (2**63 - 1, the largest seed "
+                            f"paddle.seed takes), got {self.seed}")
+
+        # The Parzen window computes -1 / (2 sigma^2) in float32 and sigma^2 * 784 in float64:
+        # beyond 1e-15 .. 1e15 these over- or underflow (pixels lie in [0, 1]; useful widths
+        # are about 0.01 to 1).
+        low, high = -15, 15
+        if self.sigma is not None and not 10.0**low <= self.sigma <= 10.0**high:
+            raise UserError(f"--sigma must be between 1e{low} and 1e{high}, got {self.sigma:g} "
+                            f"(its square over- or underflows beyond; pixels lie in [0, 1], "
+                            f"useful widths are about 0.01 to 1)")
+        for name in ("sigma_min", "sigma_max"):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise UserError(f"--{name} must be between {low} and {high} (it is log10 of "
+                                f"sigma: 10**{value:g} over- or underflows), got {value:g}")
+
+    def check_memory(self):
+        """Refuse, before any work, sizes whose run would need more memory than this machine
+        has (checked for the options a user gives, not for a checkpoint's saved config)."""
+        import os
+        # Memory: bytes of the run's largest arrays, as train.py and eval.py hold them.
+        pixels = 28 * 28  # MNIST (data_maker.py refuses other sizes)
+        mnist_train, mnist_test = 60000, 10000  # load_split refuses more rows than these
+
+        def need(cfg):
+            units = (cfg.n_categories if cfg.labels in CATEGORICAL_MODES
+                     else N_CLASSES + 1 if cfg.labels != "none" else 0)
+            n_disc = 2 if cfg.labels in CATEGORICAL_MODES else 1
+            params = (cfg.N * (2 * pixels + 4 * cfg.latent_dim + 4 * units + 10)
+                      + (2 + n_disc) * cfg.N * cfg.N + pixels)
+            n_train = min(cfg.N_train, mnist_train)
+            batch = min(cfg.batch_size, n_train)
+            # weights, gradients and two optimizer slots; the training images as float32;
+            # a mini-batch's activations and dropout masks
+            training = (4 * 4 * params + 4 * pixels * n_train
+                        + 4 * batch * (30 * cfg.N + 8 * pixels))
+            n_valid = min(cfg.N_valid, mnist_train)
+            n_test = min(cfg.N_test, mnist_test)
+            threads = os.cpu_count() or 1
+            # the weights; the samples (decoded, concatenated, centred in float64 and float32
+            # copies); per thread a 32 MB block of distances and a 64-row scratch; the
+            # log-likelihood of every validation image for every sigma; the test images
+            evaluation = (4 * params + 24 * pixels * cfg.N_gen
+                          + threads * ((32 << 20) + 4 * 65 * cfg.N_gen)
+                          + 16 * cfg.sigma_num * (n_valid + n_test)
+                          + 4 * pixels * (n_valid + n_test))
+            return max(training, evaluation)
+
+        try:
+            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # not available here: no check
+            return
+        try:  # a container's memory limit (cgroup v2), when it is lower
+            with open("/sys/fs/cgroup/memory.max") as f:
+                limit = f.read().strip()
+            if limit.isdigit():
+                memory = min(memory, int(limit))
+        except OSError:
+            pass
+        total = need(self)
+        if total <= memory:
+            return
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        sizes = ("N_gen", "N", "latent_dim", "sigma_num", "n_categories")
+        # the option responsible: the one whose default value would shrink the need most
+        culprit = min(sizes, key=lambda name: need(dataclasses.replace(
+            self, **{name: min(getattr(self, name), defaults[name])})))
+
+        def size(n):
+            for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+                if n < 1000 or unit == "PB":
+                    return f"{n:.3g} {unit}"
+                n /= 1000
+        raise UserError(f"--{culprit} {getattr(self, culprit)}: the run would need about "
+                        f"{size(total)} of memory, more than the {size(memory)} of this "
+                        f"machine; choose a smaller --{culprit}")
 
 
 def _field_type(f):
@@ -462,7 +625,13 @@ def build_parser(prog, keys, description="", explicit_only=False):
     """An argparse parser for the Config fields ``keys``. ``explicit_only``: the parsed
     namespace holds only the options given on the command line (so that they can win over a
     preset); the defaults come from Config."""
-    parser = _Parser(prog=prog, description=description, allow_abbrev=False)
+    presets = ""
+    if "preset" in keys:  # one line each, after the options
+        presets = "presets:\n" + "\n".join(f"  {name:20s} {text}" for name, (text, _)
+                                           in PRESETS.items())
+    parser = _Parser(prog=prog, description=description, allow_abbrev=False,
+                     usage=f"python {prog} [options]", epilog=presets,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     fields = {f.name: f for f in dataclasses.fields(Config)}
     for key in keys:
         f = fields[key]
@@ -476,6 +645,9 @@ def build_parser(prog, keys, description="", explicit_only=False):
             kwargs["type"] = _arg_type(tp, key)
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
+            kwargs["metavar"] = "{" + ",".join(map(str, f.metadata["choices"])) + "}"
+            if key == "preset":
+                kwargs["metavar"] = "NAME"
         parser.add_argument(f"--{key}", **kwargs)
     return parser
 
@@ -495,7 +667,9 @@ def resolve(given):
         raise UserError(f"--preset {preset!r} is unknown; presets: {', '.join(PRESETS)}")
     values = dict(PRESETS[preset][1]) if preset is not None else {}
     values.update(given)
-    return Config(**values).validate()
+    cfg = Config(**values).validate()
+    cfg.check_memory()
+    return cfg
 
 
 def sigma_grid(cfg):

@@ -15,7 +15,9 @@ Pure numpy + stdlib: no Paddle, no network access.
 import gzip
 import hashlib
 import json
+import math
 import os
+import re
 import secrets
 import struct
 import zipfile
@@ -24,7 +26,7 @@ import zlib
 import numpy as np
 
 import config
-from utils.errors import UserError, ensure_folder, run_cli
+from utils.errors import UserError, ensure_folder, run_cli, sigterm_raises
 from utils.log import get_logger
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -284,6 +286,7 @@ def read_split_file(path):
         if meta.get(f"n_{part}") != len(arrays[f"x_{part}"]):
             raise UserError(f"{path}: meta n_{part}={meta.get(f'n_{part}')} but x_{part} holds "
                             f"{len(arrays[f'x_{part}'])} images; {hint}")
+    _check_split_content(path, arrays, hint)
     return arrays, meta
 
 
@@ -297,6 +300,24 @@ def _check_split_arrays(path, arrays, hint):
         if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or x.shape[1] != n_pixels:
             raise UserError(f"{path}: x_{part} has shape {x.shape} and y_{part} {y.shape}, expected "
                             f"[n, {n_pixels}] and [n]; {hint}")
+
+
+def _check_split_content(path, arrays, hint):
+    """What the scripts rely on beyond the layout: square images (the image grids and plots
+    draw them as side x side) and labels 0..9 (classify.py would count others as errors)."""
+    n_pixels = arrays["x_train"].shape[1]
+    side = math.isqrt(n_pixels)
+    if side * side != n_pixels:
+        raise UserError(f"{path}: images of {n_pixels} pixels are not square (28x28 = 784 for "
+                        f"MNIST); {hint}")
+    for part in ("train", "valid", "test"):
+        y = arrays[f"y_{part}"]
+        outside = y >= N_CLASSES  # uint8: never below 0
+        if outside.any():
+            bad = int(np.argmax(outside))
+            raise UserError(f"{path}: y_{part} holds {int(np.count_nonzero(outside))} label(s) "
+                            f"outside 0..{N_CLASSES - 1} (the first: {y[bad]} at row {bad}); "
+                            f"{hint}")
 
 
 def _parse_meta(path, meta_array, hint):
@@ -339,7 +360,7 @@ def write_npz_atomically(path, arrays):
     never half a file, and the temporary file is removed.
     """
     folder = os.path.dirname(path) or "."
-    tmp_path = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp_path = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # see TEMPORARY_NAME
     finished = False
     try:
         # os.open with 0o666 (not mkstemp's 0o600) so the result gets the user's usual permissions.
@@ -357,6 +378,42 @@ def write_npz_atomically(path, arrays):
         if not finished and os.path.exists(tmp_path):
             os.remove(tmp_path)
     _fsync_folder(folder)
+
+
+# <split file>.<process id>.<8 hex digits>.tmp: write_npz_atomically's temporary file
+TEMPORARY_NAME = re.compile(r"(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+
+
+def _process_running(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder, target=SPLIT_FILE):
+    """Delete the temporary files of ``write_npz_atomically`` for ``target`` in ``folder``
+    that a process no longer running left behind (killed with SIGKILL, or by a power cut);
+    a running data_maker.py's file is left alone. Returns the names removed."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = TEMPORARY_NAME.fullmatch(name)
+        if match and match["target"] == target and not _process_running(int(match["pid"])):
+            try:
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
 
 
 def _fsync_folder(folder):
@@ -446,10 +503,22 @@ def make_logger(logs_dir):
 
 
 def main(argv=None):
+    # SIGTERM (kill, a job scheduler) stops it like an error: the temporary file of a write
+    # in progress is removed and the old split file, if any, stays as it was
+    with sigterm_raises("data_maker.py was terminated (SIGTERM) before it finished; its "
+                        "temporary file is removed and any earlier split file is unchanged: "
+                        "run it again"):
+        return _main(argv)
+
+
+def _main(argv):
     cfg, source_arg, allow_checksum_mismatch = parse_args(argv)
     log = make_logger(cfg.logs_dir)
     ensure_folder(cfg.data_dir, "--data_dir")  # before the slow reading, to fail early
     out_path = os.path.join(cfg.data_dir, SPLIT_FILE)
+    stale = remove_stale_temporaries(cfg.data_dir)
+    if stale:
+        log.info("removed %s, left by an interrupted run", ", ".join(stale))
 
     source = resolve_source(cfg.data_dir, source_arg)
     require_files(source)

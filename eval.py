@@ -18,8 +18,8 @@ pairs of test digits, the decoded points on the line between their codes.
 """
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
-import json
 import os
+import re
 import time
 
 import numpy as np
@@ -27,16 +27,17 @@ import paddle
 
 import config
 from data_maker import load_split
-from network import build_networks
+from families import build_networks
 from priors import build_prior
-from train import one_hot, select_device
 from utils import checkpoint
-from utils.errors import UserError, ensure_folder, run_cli
-from utils.log import get_logger
+from utils.errors import UserError, check_path_length, ensure_folder, refuse_non_finite, run_cli
+from utils.log import get_logger, write_result_json
 from utils.metrics import forward_in_batches
 from utils.paddle_save_image import save_image
 from utils.plots import plot_interpolations, plot_latent_scatter, plot_sigma_curve
 from utils.parzen_ll import cross_validate_sigma, mean_and_standard_error, parzen_log_likelihood
+from utils.run import select_device, stream
+from utils.steps import one_hot
 
 EVAL_KEYS = [
     "data_dir", "N_valid", "N_test", "N_gen", "load_epoch", "checkpoint", "trust_pickle",
@@ -47,16 +48,61 @@ GENERATION_BATCH = 1000
 SCATTER_POINTS = 5000  # test digits in the latent scatter plot: enough to see every class
 INTERPOLATION_PAIRS = 8  # rows of images/interpolation.png
 INTERPOLATION_STEPS = 10  # columns: both ends (the two digits' codes) and 8 points between
+NON_FINITE_HINT = ("try a sigma nearer 0.1 (--sigma, or --sigma_min / --sigma_max), or another "
+                   "checkpoint")
 
 
 def checkpoint_path(cfg):
     """--checkpoint, else <model_dir>/model<load_epoch>.npz; refused if it does not exist."""
     path = cfg.checkpoint or os.path.join(cfg.model_dir, f"model{cfg.load_epoch}.npz")
+    if os.path.isdir(path):
+        try:
+            inside = sorted(name for name in os.listdir(path) if name.endswith(".npz"))
+        except OSError:
+            inside = []
+        example = (f" (it holds {', '.join(inside[:3])}{', ...' if len(inside) > 3 else ''})"
+                   if inside else "")
+        raise UserError(f"checkpoint {path} is a folder, not a file: give the path of a "
+                        f"checkpoint file{example}")
     if not os.path.isfile(path):
-        hint = ("train one with python train.py" if cfg.checkpoint is None else
-                "check the path")
+        hint = ("check the path" if cfg.checkpoint is not None else
+                f"train one with {train_command(cfg)}")
         raise UserError(f"checkpoint {path} not found; {hint}")
     return path
+
+
+def train_command(cfg):
+    """The train.py command that writes the checkpoints ``cfg`` looks for: its preset, and
+    its --model_dir when that is not the preset's (or the default) one."""
+    words = ["python train.py"]
+    preset = {"preset": cfg.preset} if cfg.preset is not None else {}
+    if cfg.preset is not None:
+        words.append(f"--preset {cfg.preset}")
+    if cfg.model_dir != config.resolve(preset).model_dir:
+        words.append(f"--model_dir {cfg.model_dir}")
+    return " ".join(words)
+
+
+def output_layer(decoder):
+    """The decoder's output layer: the last Linear of ``decoder.model`` (one unit per pixel)."""
+    linears = [layer for layer in decoder.model if isinstance(layer, paddle.nn.Linear)]
+    return linears[-1]
+
+
+def output_size(decoder):
+    """Pixels per image the decoder generates."""
+    return output_layer(decoder).weight.shape[1]
+
+
+def saved_output_size(arrays):
+    """Pixels per image a checkpoint's decoder generates: the width of the last layer of its
+    ``decoder.model`` (the highest-numbered ``net/decoder/model.<i>.bias``); None without
+    decoder weights."""
+    layers = [int(m.group(1)) for m in (re.fullmatch(r"net/decoder/model\.(\d+)\.bias", key)
+                                        for key in arrays) if m]
+    if not layers:
+        return None
+    return arrays[f"net/decoder/model.{max(layers)}.bias"].shape[0]
 
 
 def load_model(path, trust_pickle=False):
@@ -66,15 +112,23 @@ def load_model(path, trust_pickle=False):
     else:
         meta, arrays = checkpoint.load(path)
     train_cfg = config.Config.from_dict(meta["config"], where=path)
-    out_bias = arrays.get("net/decoder/model.6.bias")  # the decoder's output layer
-    if out_bias is None:
-        raise UserError(f"{path} holds no decoder weights")
-    nets = build_networks(train_cfg, in_dim=out_bias.shape[0],
-                          n_classes=saved_n_classes(train_cfg, arrays))
+    in_dim = saved_output_size(arrays)
+    if in_dim is None and "net/encoder/model.0.weight" in arrays:  # an encoder alone
+        in_dim = arrays["net/encoder/model.0.weight"].shape[0]  # (Table 2's classifier)
+    if in_dim is None:
+        raise UserError(f"{path} holds no decoder or encoder weights")
+    nets = build_networks(train_cfg, in_dim=in_dim, n_classes=saved_n_classes(train_cfg, arrays))
     checkpoint.restore_networks(nets, arrays, path)
     for layer in nets.values():
         layer.eval()
     return nets, train_cfg, meta
+
+
+def require_decoder(nets, train_cfg, path):
+    """Refuse a checkpoint without a decoder (Table 2's classifier baseline)."""
+    if "decoder" not in nets:
+        raise UserError(f"{path} is a --labels {train_cfg.labels} model without a decoder: it "
+                        "generates nothing; give its test error with classify.py")
 
 
 def saved_n_classes(train_cfg, arrays):
@@ -91,7 +145,7 @@ def generate(decoder, train_cfg, n, seed, progress=None):
     """n samples of p(x) = E_z p(x|z), z from the prior: the decoder's pixel means in [0, 1].
     A supervised decoder p(x|y, z) gets the classes in turn (0, 1, ..., 0, 1, ...), so that
     each class has the same share."""
-    z = build_prior(train_cfg).sample(n, np.random.default_rng(seed))
+    z = build_prior(train_cfg).sample(n, stream(seed, "parzen_samples"))
     labels = np.arange(n) % decoder.label_dim if decoder.label_dim else None
     return decode(decoder, z, progress, labels)
 
@@ -127,8 +181,8 @@ def interpolation_pairs(n_test, seed, n_pairs=INTERPOLATION_PAIRS):
     """Indices [pairs, 2] of distinct test images, fixed by the seed; fewer pairs when there
     are fewer than 2 * n_pairs test images."""
     n_pairs = min(n_pairs, n_test // 2)
-    # stream [seed, 1]: independent of generate()'s draws, which use the seed alone
-    rng = np.random.default_rng([seed, 1])
+    # a stream of its own (utils/run.py STREAMS), apart from generate()'s and training's
+    rng = stream(seed, "interpolation_pairs")
     return rng.choice(n_test, size=2 * n_pairs, replace=False).reshape(n_pairs, 2)
 
 
@@ -138,6 +192,42 @@ def line_points(z_start, z_end, n_steps):
     t = np.linspace(0.0, 1.0, n_steps)[None, :, None]  # [1, n_steps, 1]
     points = (1.0 - t) * z_start[:, None, :] + t * z_end[:, None, :]  # [rows, n_steps, dim]
     return points.reshape(-1, z_start.shape[1])
+
+
+def check_samples_path(path):
+    """Refuse, before any work, a --save_samples that cannot be written: not a .npy name, a
+    folder, or a name too long for the file system (with the temporary file written first)."""
+    if not path.endswith(".npy"):
+        raise UserError(f"--save_samples {path}: the file name must end in .npy")
+    if os.path.isdir(path):
+        raise UserError(f"--save_samples {path} is a folder: give a file name ending in .npy")
+    # atomic_write writes <name>.<8 characters>.tmp first, then renames it
+    check_path_length(path, "--save_samples", reserve=len(".12345678.tmp"))
+
+
+def check_output_folders(cfg, names):
+    """Refuse, before any work and before creating anything, output folders (``names`` of
+    options) whose path the file system cannot hold."""
+    for name in names:
+        check_path_length(getattr(cfg, name), f"--{name}")
+
+
+class _Chunks:
+    """A file object seen through its ``write`` alone: numpy then writes an array in chunks
+    with ``write`` instead of ``ndarray.tofile``, whose error on a full disk carries no reason
+    (``OSError: 16 requested and 0 written``); ``write`` raises the system's own error."""
+
+    def __init__(self, f):
+        self.write = f.write
+
+
+def save_samples(path, samples):
+    """``samples`` as a .npy file, atomically; a full disk or a refused write is one line."""
+    try:
+        checkpoint.atomic_write(path, lambda f: np.save(_Chunks(f), samples))
+    except UserError as err:
+        raise UserError(f"{err}; the samples were not saved (choose another --save_samples, "
+                        "or make room there)") from None
 
 
 def _bar(total, desc):
@@ -150,19 +240,24 @@ def main(argv=None):
     timings = {}
     t0 = time.perf_counter()
     path = checkpoint_path(cfg)
-    if cfg.save_samples and not cfg.save_samples.endswith(".npy"):
-        raise UserError(f"--save_samples {cfg.save_samples}: the file name must end in .npy")
+    if cfg.save_samples:
+        check_samples_path(cfg.save_samples)
     if cfg.interpolate and cfg.N_test < 2:
         raise UserError("--interpolate needs at least 2 test images: raise --N_test")
+    check_output_folders(cfg, ("images_dir", "logs_dir"))
     select_device(cfg.device)
     data = load_split(cfg.data_dir, n_valid=cfg.N_valid, n_test=cfg.N_test,
                       parts=("valid", "test"))
     ensure_folder(cfg.images_dir, "--images_dir")
     ensure_folder(cfg.logs_dir, "--logs_dir")
+    if cfg.save_samples:
+        ensure_folder(os.path.dirname(cfg.save_samples) or ".", "--save_samples")
+    result_path = os.path.join(cfg.logs_dir, "eval.json")
     log = get_logger("eval", os.path.join(cfg.logs_dir, "eval.log"))
     nets, train_cfg, meta = load_model(path, cfg.trust_pickle)
+    require_decoder(nets, train_cfg, path)
     x_valid, x_test = data["x_valid"], data["x_test"]
-    n_pixels = nets["decoder"].model[6].weight.shape[1]
+    n_pixels = output_size(nets["decoder"])
     if x_valid.shape[1] != n_pixels:
         raise UserError(f"{path} generates images of {n_pixels} pixels, the data in "
                         f"{cfg.data_dir} has {x_valid.shape[1]}")
@@ -176,8 +271,12 @@ def main(argv=None):
     samples = generate(nets["decoder"], train_cfg, cfg.N_gen, cfg.seed, bar.update)
     bar.close()
     timings["generate"] = time.perf_counter() - t
+    if not np.isfinite(samples).all():
+        raise UserError(f"{path} generates pixel values that are not numbers (NaN): the model "
+                        f"diverged in training; evaluate an earlier checkpoint "
+                        f"({result_path} is left as it was)")
     if cfg.save_samples:
-        checkpoint.atomic_write(cfg.save_samples, lambda f: np.save(f, samples))
+        save_samples(cfg.save_samples, samples)
         log.info("samples saved to %s", cfg.save_samples)
     save_image(samples[:100], os.path.join(cfg.images_dir, "eval_samples.png"), nrow=10)
 
@@ -185,10 +284,15 @@ def main(argv=None):
     if cfg.sigma is None:
         sigmas = config.sigma_grid(cfg)
         bar = _bar(len(x_valid), f"cross-validating {len(sigmas)} sigmas")
-        cv = cross_validate_sigma(samples, x_valid, sigmas,
-                                  progress=lambda done: bar.update(done - bar.n))
+        try:
+            cv = cross_validate_sigma(samples, x_valid, sigmas,
+                                      progress=lambda done: bar.update(done - bar.n))
+        except ValueError as err:  # a validation mean that is NaN: no sigma can be chosen
+            raise UserError(f"cannot choose sigma ({err}); {NON_FINITE_HINT} ({result_path} "
+                            f"is left as it was)") from None
         bar.close()
         sigma, valid_ll = cv["sigma"], cv["valid_ll"]
+        refuse_non_finite({"valid_ll": valid_ll}, result_path, NON_FINITE_HINT)
         for s, ll in zip(sigmas, valid_ll):
             log.info("sigma = %.5f, mean validation LL = %.3f", s, ll)
         plot_sigma_curve(sigmas, valid_ll, sigma, os.path.join(cfg.images_dir, "sigma_cv.png"))
@@ -203,6 +307,7 @@ def main(argv=None):
                                     progress=lambda done: bar.update(done - bar.n))
     bar.close()
     ll_mean, ll_se = mean_and_standard_error(test_ll)
+    refuse_non_finite({"ll_mean": ll_mean, "ll_se": ll_se}, result_path, NON_FINITE_HINT)
     timings["test"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -234,8 +339,7 @@ def main(argv=None):
         "latent_scatter": scatter_path, "n_latent": n_codes,
         "interpolation": interpolation_path,
     }
-    checkpoint.atomic_write(os.path.join(cfg.logs_dir, "eval.json"),
-                            lambda f: f.write(json.dumps(result, indent=2).encode()))
+    write_result_json(result_path, result, NON_FINITE_HINT)
     line = f"LL = {ll_mean:.2f} ± {ll_se:.2f} (sigma = {sigma:.4f})"
     log.info("%s on %d test images, %d samples; seconds: %s", line, len(x_test), cfg.N_gen,
              {k: round(v, 2) for k, v in timings.items()})

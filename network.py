@@ -6,9 +6,9 @@ Layer indices inside each ``model`` Sequential are the reference's (Linear at 0,
 the parameter names match its checkpoints (``model.0.weight``, ``mu.weight``, ...).
 
 The decoder and the discriminator optionally take a one-hot label next to the code
-(``label_dim`` extra input units): the supervised AAE's decoder (paper §4) and the
-label-regularized discriminator (paper §2.3). With ``label_dim=0``, the default, they are the
-likelihood model's networks, unchanged.
+(``label_dim`` extra input units), for the label-conditioned AAEs in families/labels.py;
+with ``label_dim=0``, the default, they are the likelihood model's networks. The categorical
+AAE's encoder and cluster-head decoder live in families/categorical.py.
 
 Every network takes its sizes as arguments; nothing here reads globals or files. The decoder
 and the discriminator return logits, so the losses can use the numerically stable
@@ -50,7 +50,7 @@ class Dropout(nn.Layer):
         return f"p={self.p}"
 
 
-def _hidden_stack(in_dim, hidden, dropout):
+def hidden_stack(in_dim, hidden, dropout):
     """Linear, Dropout, ReLU, twice: the reference's layer order (indices 0..5)."""
     return [
         nn.Linear(in_dim, hidden), Dropout(dropout), nn.ReLU(),
@@ -69,7 +69,7 @@ class Encoder(nn.Layer):
             raise ValueError(f"unknown encoder kind {kind!r}")
         self.kind = kind
         self.eps_std = float(eps_std)
-        self.model = nn.Sequential(*_hidden_stack(in_dim, hidden, dropout))
+        self.model = nn.Sequential(*hidden_stack(in_dim, hidden, dropout))
         self.mu = nn.Linear(hidden, latent_dim)
         self.logvar = nn.Linear(hidden, latent_dim) if kind == "gaussian" else None
 
@@ -93,42 +93,7 @@ def add_noise(x, std, training):
     return x
 
 
-class CategoricalEncoder(nn.Layer):
-    """q(y, z|x) of the semi-supervised and clustering AAEs (paper §5-6, Figure 8): one hidden
-    stack, then two heads: ``class_logits`` of the categorical q(y|x) over ``n_categories``
-    and a deterministic ``style`` code z of ``latent_dim`` units.
-
-    ``input_noise`` > 0: in training, N(0, input_noise^2) noise is added to every image it is
-    shown, like dropout only in train mode (the decoder's target stays the clean image)."""
-
-    def __init__(self, in_dim, hidden, n_categories, latent_dim, dropout=0.2, input_noise=0.0):
-        super().__init__()
-        if input_noise < 0:
-            raise ValueError(f"input_noise must be >= 0, got {input_noise}")
-        self.input_noise = float(input_noise)
-        self.model = nn.Sequential(*_hidden_stack(in_dim, hidden, dropout))
-        self.class_logits = nn.Linear(hidden, n_categories)
-        self.style = nn.Linear(hidden, latent_dim)
-
-    def hidden(self, x):
-        """The last hidden layer: [B, hidden]."""
-        x = add_noise(x.reshape([x.shape[0], -1]), self.input_noise, self.training)
-        return self.model(x)
-
-    def logits(self, x):
-        """The logits of q(y|x): [B, n_categories] (softmax gives the class probabilities)."""
-        return self.class_logits(self.hidden(x))
-
-    def mean(self, x):
-        """The style code z (for the code-space plots, as ``Encoder.mean``)."""
-        return self.style(self.hidden(x))
-
-    def forward(self, x):
-        h = self.hidden(x)  # [B, hidden]
-        return F.softmax(self.class_logits(h), axis=1), self.style(h)  # [B, K], [B, latent]
-
-
-def _with_label(z, label, label_dim, who):
+def with_label(z, label, label_dim, who):
     """[z, label] for a network with ``label_dim`` extra input units, z alone without."""
     if not label_dim:
         if label is not None:
@@ -143,42 +108,25 @@ class Decoder(nn.Layer):
     """p(x|z): code -> logits of the pixel means (Bernoulli decoder, sigmoid output).
 
     ``label_dim`` > 0: the supervised AAE's decoder p(x|y, z) (paper §4, Figure 6), which also
-    receives the one-hot label y, so that the code z is left to learn the style.
+    receives the one-hot label y, so that the code z is left to learn the style (and the
+    categorical AAE's, which receives q(y|x), paper Figure 8)."""
 
-    ``cluster_heads``: the dimensionality-reduction AAE's decoder (paper §7, Figure 10). It
-    holds a learned matrix W [label_dim, latent_dim] whose rows are the cluster heads, and
-    decodes the representation r = y W + z: the head of y's category plus the style."""
-
-    def __init__(self, latent_dim, hidden, out_dim, dropout=0.2, label_dim=0,
-                 cluster_heads=False, head_std=1.0):
+    def __init__(self, latent_dim, hidden, out_dim, dropout=0.2, label_dim=0):
         super().__init__()
         self.label_dim = int(label_dim)
-        self.cluster_heads = None
-        in_units = latent_dim + self.label_dim
-        if cluster_heads:
-            if not self.label_dim:
-                raise ValueError("cluster heads need label_dim > 0 categories")
-            # rows drawn from N(0, head_std^2 I) (the paper gives no initialisation)
-            self.cluster_heads = self.create_parameter(
-                [self.label_dim, latent_dim],
-                default_initializer=nn.initializer.Normal(0.0, head_std))
-            in_units = latent_dim
-        self.model = nn.Sequential(*_hidden_stack(in_units, hidden, dropout),
+        self.model = nn.Sequential(*hidden_stack(latent_dim + self.label_dim, hidden, dropout),
                                    nn.Linear(hidden, out_dim))
 
-    def representation(self, z, y):
-        """r = y W + z [B, latent_dim]: the dimensionality-reduction AAE's code."""
-        if y is None or y.shape[-1] != self.label_dim:
-            raise ValueError(f"this decoder needs a category input of {self.label_dim} units")
-        return z + paddle.matmul(y.astype(z.dtype), self.cluster_heads)
+    @property
+    def out_dim(self):
+        """Pixels per image (the output layer's width)."""
+        return self.model[-1].weight.shape[1]
 
-    def forward(self, z, y_onehot=None):
-        if self.cluster_heads is not None:
-            return self.model(self.representation(z, y_onehot))  # [B, out] logits
-        return self.model(_with_label(z, y_onehot, self.label_dim, "decoder"))  # [B, out] logits
+    def forward(self, z, y=None):
+        return self.model(with_label(z, y, self.label_dim, "decoder"))  # [B, out] logits
 
-    def probs(self, z, y_onehot=None):
-        return F.sigmoid(self.forward(z, y_onehot))  # [B, out_dim] pixel means in [0, 1]
+    def probs(self, z, y=None):
+        return F.sigmoid(self.forward(z, y))  # [B, out_dim] pixel means in [0, 1]
 
 
 class Discriminator(nn.Layer):
@@ -188,65 +136,30 @@ class Discriminator(nn.Layer):
     label with an extra slot for 'unlabelled'; the label selects the decision boundary of its
     own mixture component (or swiss roll section), the extra slot that of the whole prior.
 
-    ``input_noise`` > 0: in training, N(0, input_noise^2) noise is added to every z it is
-    shown (prior samples and codes alike; the label is left as it is), which blurs what the
-    discriminator can tell apart. 0, the default, draws nothing."""
+    ``noise_std`` > 0 (``--disc_noise``): in training, N(0, noise_std^2) noise is added to every
+    z it is shown (prior samples and codes alike; the label is left as it is), which blurs what
+    the discriminator can tell apart. 0, the default, draws nothing."""
 
-    def __init__(self, latent_dim, hidden, dropout=0.2, label_dim=0, input_noise=0.0):
+    def __init__(self, latent_dim, hidden, dropout=0.2, label_dim=0, noise_std=0.0):
         super().__init__()
-        if input_noise < 0:
-            raise ValueError(f"input_noise must be >= 0, got {input_noise}")
+        if noise_std < 0:
+            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
         self.label_dim = int(label_dim)
-        self.input_noise = float(input_noise)
-        self.model = nn.Sequential(*_hidden_stack(latent_dim + self.label_dim, hidden, dropout),
+        self.noise_std = float(noise_std)
+        self.model = nn.Sequential(*hidden_stack(latent_dim + self.label_dim, hidden, dropout),
                                    nn.Linear(hidden, 1))
 
     def forward(self, z, y_onehot=None):
-        z = add_noise(z, self.input_noise, self.training)
-        return self.model(_with_label(z, y_onehot, self.label_dim, "discriminator"))  # [B, 1]
+        z = add_noise(z, self.noise_std, self.training)
+        return self.model(with_label(z, y_onehot, self.label_dim, "discriminator"))  # [B, 1]
 
 
-def label_units(cfg, n_classes):
-    """(decoder, discriminator) label input units for a Config: the supervised decoder takes a
-    one-hot of n_classes; the label-regularized discriminator one of n_classes + 1, the last
-    unit meaning 'unlabelled' (paper §2.3: 11 units for MNIST's 10 digits); with
-    ``label_critic``, the supervised AAE's discriminator one of n_classes (every digit keeps
-    its label)."""
-    if cfg.labels == "regularization":
-        return 0, n_classes + 1
-    if cfg.labels == "supervised":
-        return n_classes, (n_classes if cfg.label_critic else 0)
-    return 0, 0
-
-
-CATEGORICAL_MODES = ("semi_supervised", "clustering")  # --labels of the Figure 8 model
-
-
-def build_networks(cfg, in_dim, n_classes=10):
-    """The three networks for a Config; ``in_dim`` and ``n_classes`` come from the data (784
-    pixels and 10 digits for MNIST; n_classes matters only with labels).
-
-    The semi-supervised / clustering AAE (paper Figure 8) has four: the encoder q(y, z|x), the
-    decoder p(x|y, z) (y enters as the softmax of q(y|x), in the label units; with
-    ``cluster_heads`` through r = y W + z), and two discriminators, one on the style z and one
-    on the categorical y."""
-    if cfg.labels in CATEGORICAL_MODES:
-        k = cfg.n_categories
-        return {
-            "encoder": CategoricalEncoder(in_dim, cfg.N, k, cfg.latent_dim, cfg.dropout,
-                                          input_noise=cfg.input_noise),
-            # cluster heads start at the spread their cost asks for (std eta, chosen): Adam at
-            # gen_lr moves them only ~0.1 an epoch
-            "decoder": Decoder(cfg.latent_dim, cfg.N, in_dim, cfg.dropout, label_dim=k,
-                               cluster_heads=cfg.cluster_heads, head_std=cfg.cluster_head_eta),
-            "discriminator": Discriminator(cfg.latent_dim, cfg.N, cfg.dropout,
-                                           input_noise=cfg.disc_noise),
-            "discriminator_y": Discriminator(k, cfg.N, cfg.dropout, input_noise=cfg.disc_noise),
-        }
-    decoder_labels, discriminator_labels = label_units(cfg, n_classes)
+def build_networks(cfg, in_dim, decoder_labels=0, discriminator_labels=0):
+    """The three networks for a Config; ``in_dim`` comes from the data (784 pixels for MNIST).
+    The label units are 0 for the likelihood model (families/labels.py sets them)."""
     return {
         "encoder": Encoder(in_dim, cfg.N, cfg.latent_dim, cfg.dropout, cfg.encoder, cfg.eps_std),
         "decoder": Decoder(cfg.latent_dim, cfg.N, in_dim, cfg.dropout, decoder_labels),
         "discriminator": Discriminator(cfg.latent_dim, cfg.N, cfg.dropout, discriminator_labels,
-                                       input_noise=cfg.disc_noise),
+                                       noise_std=cfg.disc_noise),
     }

@@ -35,7 +35,6 @@ codes of STYLE_DIGITS test digits are each decoded with every class, and
 """
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
-import json
 import os
 import time
 
@@ -43,16 +42,16 @@ import numpy as np
 
 import config
 from data_maker import load_split
-from eval import checkpoint_path, decode, encode_means, load_model
+from eval import (check_output_folders, checkpoint_path, decode, encode_means, load_model,
+                  output_size, require_decoder)
 from priors import GaussianMixturePrior, GaussianPrior, SwissRollPrior, build_prior, \
-    component_accuracy, prior_fit
-from train import DECODER_LABEL_MODES, sample_grid_codes, select_device
-from utils import checkpoint
+    component_accuracy, grid_codes, prior_fit
 from utils.errors import UserError, ensure_folder, run_cli
-from utils.log import get_logger
+from utils.log import get_logger, write_result_json
 from utils.metrics import class_centroids, nearest_centroid, representations, style_spread
 from utils.paddle_save_image import save_image
 from utils.plots import plot_latent_scatter
+from utils.run import select_device, stream
 
 PLOT_KEYS = ["data_dir", "N_test", "load_epoch", "checkpoint", "seed", "device", "model_dir",
              "images_dir", "logs_dir", "preset"]
@@ -66,8 +65,8 @@ def figure_codes(prior, labels_mode, n_classes, seed):
     """Every decoded figure of an experiment as {file name: (codes, decoder labels or None,
     images per grid row)}: pure math on the prior, no networks."""
     figures = {}
-    z, y, columns = sample_grid_codes(seed, prior, labels_mode, n_classes)
-    with_labels = labels_mode in DECODER_LABEL_MODES  # the decoder takes a class / category
+    with_labels = labels_mode in config.DECODER_LABEL_MODES  # the decoder takes a class / category
+    z, y, columns = grid_codes(prior, stream(seed, "sample_grid"), n_classes if with_labels else 0)
     figures["style_by_class.png" if with_labels else "prior_samples.png"] = (z, y, columns)
     if isinstance(prior, GaussianPrior) and prior.dim == 2 and not with_labels:
         figures["manifold.png"] = (prior.percentile_grid(MANIFOLD_STEPS), None, MANIFOLD_STEPS)
@@ -85,8 +84,10 @@ def main(argv=None):
     cfg = config.parse_config("plot.py", PLOT_KEYS, argv, description=__doc__.split("\n")[0])
     t0 = time.perf_counter()
     path = checkpoint_path(cfg)
+    check_output_folders(cfg, ("images_dir", "logs_dir"))
     select_device(cfg.device)
     nets, train_cfg, meta = load_model(path)
+    require_decoder(nets, train_cfg, path)
     # the supervised AAE's measures read its decodes with the training images' class means
     parts = ("train", "test") if train_cfg.labels == "supervised" else ("test",)
     data = load_split(cfg.data_dir, n_test=cfg.N_test, parts=parts)
@@ -94,7 +95,7 @@ def main(argv=None):
     ensure_folder(cfg.logs_dir, "--logs_dir")
     log = get_logger("plot", os.path.join(cfg.logs_dir, "plot.log"))
     x_test, y_test = data["x_test"], data["y_test"]
-    if x_test.shape[1] != nets["decoder"].model[6].weight.shape[1]:
+    if x_test.shape[1] != output_size(nets["decoder"]):
         raise UserError(f"{path} was trained on images of another size than those in "
                         f"{cfg.data_dir}")
     prior = build_prior(train_cfg)
@@ -106,7 +107,7 @@ def main(argv=None):
     written = {}
     decoder = nets["decoder"]
     background = heads = None
-    if decoder.cluster_heads is not None:  # paper §7: the map is r = y W + z, not the style
+    if train_cfg.cluster_heads:  # paper §7: the map is r = y W + z, not the style
         codes = representations(nets["encoder"], decoder, x_test)
         heads = decoder.cluster_heads.numpy()
         title = (f"r = y W + z of {len(codes)} test digits; crosses: the {len(heads)} "
@@ -114,8 +115,8 @@ def main(argv=None):
     else:
         codes = encode_means(nets["encoder"], x_test)
         if train_cfg.latent_dim == 2:
-            background = prior.sample(BACKGROUND_POINTS, np.random.default_rng([cfg.seed, 1]))
-        what = "style codes" if train_cfg.labels in DECODER_LABEL_MODES else "codes"
+            background = prior.sample(BACKGROUND_POINTS, stream(cfg.seed, "plot_background"))
+        what = "style codes" if train_cfg.labels in config.DECODER_LABEL_MODES else "codes"
         title = (f"{what} of {len(codes)} test digits, {train_cfg.prior} prior"
                  if train_cfg.latent_dim == 2 else None)
     written["latent.png"] = plot_latent_scatter(
@@ -129,7 +130,7 @@ def main(argv=None):
     # each code's component / section, for both statistics below
     assigned = prior.assign(codes) if heads is None and hasattr(prior, "assign") else None
     if heads is None:  # the codes are z, drawn to follow the prior
-        samples = prior.sample(len(codes), np.random.default_rng([cfg.seed, 2]))
+        samples = prior.sample(len(codes), stream(cfg.seed, "plot_prior_samples"))
         fit = prior_fit(prior, codes, samples, assigned)
         log.info("prior fit of the test codes: %s", ", ".join(
             f"{k} {v:.3f}" for k, v in fit.items() if k != "component_share"))
@@ -147,8 +148,9 @@ def main(argv=None):
                  "style_spread %.3f", result["label_control"], 1 / n_classes,
                  result["centroid_accuracy"], result["style_spread"])
     result["seconds"] = time.perf_counter() - t0
-    checkpoint.atomic_write(os.path.join(cfg.logs_dir, "plot.json"),
-                            lambda f: f.write(json.dumps(result, indent=2).encode()))
+    write_result_json(os.path.join(cfg.logs_dir, "plot.json"), result,
+                      "the figures are written; the model's codes may hold NaN (a diverged "
+                      "training run): plot an earlier checkpoint")
     log.info("wrote %s", ", ".join(sorted(written)))
     return result
 

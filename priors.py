@@ -290,3 +290,23 @@ def prior_fit(prior, codes, prior_samples, assigned=None):
         fit["code_log_prob"] = float(np.mean(prior.log_prob(codes)))
         fit["prior_sample_log_prob"] = float(np.mean(prior.log_prob(prior_samples)))
     return fit
+
+
+SAMPLE_GRID_ROWS = 10
+
+
+def grid_codes(prior, rng, label_columns=0, rows=SAMPLE_GRID_ROWS):
+    """The codes decoded for a sample grid: (codes [n, d], the decoder's labels [n] or None,
+    images per grid row).
+
+    ``label_columns`` > 0 (a decoder that takes a class or category): a row per style drawn
+    from the prior, a column per class (the paper's Figure 7). A prior with components: a
+    column per component. Otherwise rows * rows samples of the prior."""
+    if label_columns:
+        styles = prior.sample(rows, rng)  # [rows, latent_dim]
+        return (np.repeat(styles, label_columns, axis=0), np.tile(np.arange(label_columns), rows),
+                label_columns)
+    if prior.n_components:
+        components = np.tile(np.arange(prior.n_components), rows)
+        return prior.sample(len(components), rng, components), None, prior.n_components
+    return prior.sample(rows * rows, rng), None, rows

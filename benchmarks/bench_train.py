@@ -29,7 +29,7 @@ import paddle  # noqa: E402
 
 import config  # noqa: E402
 import train  # noqa: E402
-from network import build_networks  # noqa: E402
+from utils.run import seed_everything  # noqa: E402
 
 
 def step_matmuls(cfg, in_dim, batch):
@@ -89,22 +89,19 @@ def matmul_roofline(ops, repeats, inner=20):
 
 
 def time_steps(cfg, in_dim, steps, repeats, seed=0):
-    train.seed_everything(seed)
-    nets = build_networks(cfg, in_dim)
-    opts = train.make_optimizers(cfg, nets)
+    seed_everything(seed)
     rng = np.random.default_rng(seed)
-    x = paddle.to_tensor((rng.random((cfg.batch_size, in_dim)) > 0.8).astype("float32"))
+    x_np = (rng.random((cfg.batch_size, in_dim)) > 0.8).astype("float32")
+    model = train.LikelihoodAAE(cfg, {"x_train": x_np})
+    x = paddle.to_tensor(x_np)
 
-    def sample_prior(n):
-        return paddle.normal(0.0, cfg.std, [n, cfg.latent_dim])
-
-    for _ in range(10):  # warm-up: allocator, MKL buffers
-        train.train_step(x, nets, opts, sample_prior)
+    for step in range(10):  # warm-up: allocator, MKL buffers
+        model.step(x, None, step)
     per_repeat = []
     for _ in range(repeats):
         t = time.perf_counter()
-        for _ in range(steps):
-            train.train_step(x, nets, opts, sample_prior)
+        for step in range(steps):
+            model.step(x, None, step)
         per_repeat.append((time.perf_counter() - t) / steps)
     return per_repeat
 

@@ -26,3 +26,14 @@ def run_dirs(tmp_path, name="run"):
     base = tmp_path / name
     return ["--model_dir", str(base / "model"), "--images_dir", str(base / "images"),
             "--logs_dir", str(base / "logs")]
+
+
+def interrupt(proc, sig, what):
+    """Send ``sig`` to the running script ``proc`` and wait for it: (exit code, stderr), with
+    no traceback; the test is skipped if ``what`` had finished before the signal arrived."""
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip(f"{what} finished before the signal arrived")
+    assert "Traceback" not in stderr
+    return proc.returncode, stderr

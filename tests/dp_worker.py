@@ -9,20 +9,20 @@ import utils.cpu_env  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-import train  # noqa: E402
-from test_data_parallel import STEPS, fixed_batch, small_model  # noqa: E402
+from test_data_parallel import STEPS, fixed_batch, small_model, table1_step  # noqa: E402
+from utils.run import init_data_parallel  # noqa: E402
+from utils.steps import average_gradients  # noqa: E402
 
 
 def main(out_path):
-    rank, world = train.init_data_parallel()
+    rank, world = init_data_parallel()
     nets, opts = small_model()
     x_full, z_full = fixed_batch()
     shard = len(x_full) // world
     rows = slice(rank * shard, (rank + 1) * shard)
     x = paddle.to_tensor(x_full[rows])
     for _ in range(STEPS):
-        train.train_step(x, nets, opts, lambda n: paddle.to_tensor(z_full[rows]),
-                         train.average_gradients)
+        table1_step(x, paddle.to_tensor(z_full[rows]), nets, opts, average_gradients)
     if rank == 0:
         np.savez(out_path, **{f"{name}/{k}": v.numpy() for name, net in nets.items()
                               for k, v in net.state_dict().items()})

@@ -329,11 +329,11 @@ def test_source_defaults_and_fallback(tmp_path):
 
 # ---- load_split --------------------------------------------------------------------------------
 def write_small_split(data_dir, meta_changes=None, array_changes=None, drop=()):
-    """A valid little split file (8/4/6 images of 5 pixels), optionally spoiled."""
+    """A valid little split file (8/4/6 images of 9 pixels, 3x3), optionally spoiled."""
     rng = np.random.default_rng(0)
     arrays = {}
     for part, n in (("train", 8), ("valid", 4), ("test", 6)):
-        arrays[f"x_{part}"] = rng.integers(0, 256, (n, 5), dtype=np.uint8)
+        arrays[f"x_{part}"] = rng.integers(0, 256, (n, 9), dtype=np.uint8)
         arrays[f"y_{part}"] = rng.integers(0, 10, n, dtype=np.uint8)
     meta = {"format_version": 1, "seed": 0, "n_train": 8, "n_valid": 4, "n_test": 6}
     meta.update(meta_changes or {})
@@ -350,7 +350,7 @@ def test_load_split_scales_and_slices(tmp_path):
     stored = write_small_split(tmp_path)
     split = data_maker.load_split(str(tmp_path), n_train=5)
     assert split["x_train"].dtype == np.float32 and split["y_train"].dtype == np.int64
-    assert split["x_train"].shape == (5, 5) and split["x_valid"].shape == (4, 5)
+    assert split["x_train"].shape == (5, 9) and split["x_valid"].shape == (4, 9)
     assert np.array_equal(split["x_train"], stored["x_train"][:5].astype(np.float32) / 255)
     assert np.array_equal(split["y_test"], stored["y_test"])
     assert 0.0 <= split["x_test"].min() and split["x_test"].max() <= 1.0

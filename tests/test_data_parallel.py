@@ -13,6 +13,7 @@ import config
 import train
 from conftest import ROOT
 from network import build_networks
+from utils.steps import make_optimizers, no_sync
 
 STEPS = 3
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -25,7 +26,14 @@ def small_model():
     cfg = config.Config(N=32, latent_dim=4, dropout=0.0, encoder="deterministic").validate()
     paddle.seed(0)
     nets = build_networks(cfg, 20)
-    return nets, train.make_optimizers(cfg, nets)
+    return nets, make_optimizers(cfg, nets, train.LikelihoodAAE.optimizer_plan(cfg))
+
+
+def table1_step(x, z_prior, nets, opts, sync=no_sync):
+    """train.py's three phases with given prior samples (the model's step draws its own)."""
+    train.reconstruction_phase(x, nets, opts, sync)
+    train.discriminator_phase(x, z_prior, nets, opts, sync)
+    train.generator_phase(x, nets, opts, sync)
 
 
 def fixed_batch(n=8):
@@ -50,8 +58,7 @@ def test_two_processes_equal_one_process_on_the_whole_batch(tmp_path):
     nets, opts = small_model()
     x_full, z_full = fixed_batch()
     for _ in range(STEPS):
-        train.train_step(paddle.to_tensor(x_full), nets, opts,
-                         lambda n: paddle.to_tensor(z_full))
+        table1_step(paddle.to_tensor(x_full), paddle.to_tensor(z_full), nets, opts)
     for name, net in nets.items():
         for key, value in net.state_dict().items():
             np.testing.assert_allclose(parallel[f"{name}/{key}"], value.numpy(), rtol=1e-4,

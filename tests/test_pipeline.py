@@ -16,6 +16,7 @@ from conftest import ROOT, run_dirs
 from network import build_networks
 from utils import checkpoint
 from utils.errors import UserError
+from utils.steps import make_optimizers
 
 SMALL = ["--N", "256", "--N_train", "3000", "--batch_size", "100"]
 
@@ -105,7 +106,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     cfg = config.Config(N=32, latent_dim=3, encoder="deterministic").validate()
     paddle.seed(1)
     nets = build_networks(cfg, 20)
-    opts = train.make_optimizers(cfg, nets)
+    opts = make_optimizers(cfg, nets, train.LikelihoodAAE.optimizer_plan(cfg))
     path = str(tmp_path / "ck.npz")
     checkpoint.save(path, nets, {"config": cfg.to_dict()}, opts)
     meta, arrays = checkpoint.load(path)

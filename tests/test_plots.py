@@ -14,7 +14,9 @@ import eval as evaluate
 import train
 from conftest import run_dirs
 from network import Encoder
+from utils import run
 from utils.errors import UserError
+from utils.log import read_loss_csv
 from utils.plots import (DPI, latent_view, plot_error_curves, plot_image_files,
                          plot_interpolations, plot_latent_scatter, plot_losses,
                          plot_samples_by_epoch, plot_sigma_curve, principal_components,
@@ -208,13 +210,13 @@ def test_visualdl_logs_every_epoch_once_across_a_resumption(tmp_path, mnist_dir)
     train.main(args + ["--n_epochs", "2"])
     train.main(args + ["--n_epochs", "3", "--resume"])
     vdl_dir = tmp_path / "run/logs/vdl"
-    assert os.listdir(vdl_dir) == [train.VISUALDL_FILE]  # one file: VisualDL shows one
-    reader = visualdl.LogReader(file_path=str(vdl_dir / train.VISUALDL_FILE))
+    assert os.listdir(vdl_dir) == [run.VISUALDL_FILE]  # one file: VisualDL shows one
+    reader = visualdl.LogReader(file_path=str(vdl_dir / run.VISUALDL_FILE))
 
     def steps(component, tag):
         return [record.id for record in reader.get_data(component, tag)]
 
-    losses = train.read_loss_csv(str(tmp_path / "run/logs/loss.csv"), 3)
+    losses = read_loss_csv(str(tmp_path / "run/logs/loss.csv"), 3)
     for name in train.LOSS_NAMES:
         assert steps("scalar", f"loss/{name}") == [0, 1, 2]
         np.testing.assert_allclose([r.value for r in reader.get_data("scalar", f"loss/{name}")],
@@ -233,8 +235,11 @@ def test_visualdl_missing_is_reported_before_any_work(tmp_path, monkeypatch):
 
 def test_resume_accepts_checkpoints_older_than_a_setting():
     cfg = config.Config(N=32).validate()
-    older = {k: v for k, v in cfg.to_dict().items() if k not in ("visualdl", "interpolate")}
+    older = {k: v for k, v in cfg.to_dict().items() if k not in ("visualdl", "input_noise")}
     train.check_resumable(older, cfg, "last.npz")  # missing settings had their defaults
-    with pytest.raises(UserError, match="interpolate: False there, True now"):
-        train.check_resumable(older, config.Config(N=32, interpolate=True).validate(),
-                              "last.npz")
+    with pytest.raises(UserError, match="input_noise: 0.0 there, 0.3 now"):
+        train.check_resumable(older, config.Config(
+            N=32, labels="clustering", encoder="deterministic", input_noise=0.3).validate(),
+            "last.npz")
+    # evaluation-only settings do not matter to training
+    train.check_resumable(older, config.Config(N=32, interpolate=True).validate(), "last.npz")

@@ -13,10 +13,12 @@ import config
 import train
 from conftest import run_dirs
 from data_maker import load_split
-from network import CategoricalEncoder, build_networks
+from families import build_networks, categorical
+from families.categorical import CategoricalEncoder
 from priors import CategoricalPrior, PaddleRandom
 from utils import metrics
 from utils.errors import UserError
+from utils.steps import make_optimizers, set_learning_rates
 
 TINY = ["--N", "32", "--N_train", "300", "--n_epochs", "1"]
 NEW_PRESETS = ("semi_100", "semi_1000", "semi_all", "cluster_16", "cluster_30",
@@ -25,6 +27,14 @@ NEW_PRESETS = ("semi_100", "semi_1000", "semi_all", "cluster_16", "cluster_30",
 
 def parse(argv):
     return config.parse_config("train.py", train.TRAIN_KEYS, argv)
+
+
+def plan(cfg):
+    return train.model_family(cfg).optimizer_plan(cfg)
+
+
+def optimizers(cfg, nets):
+    return make_optimizers(cfg, nets, plan(cfg))
 
 
 # ---- presets and their settings ------------------------------------------------------------
@@ -61,11 +71,11 @@ def test_momentum_schedule_divides_every_rate_by_ten_at_each_decay_epoch():
         pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
     assert parse(["--preset", "semi_1000"]).lr_factor(1000) == 1.0  # Adam: constant
     nets = build_networks(cfg, 20)
-    opts = train.make_optimizers(cfg, nets)
+    opts = optimizers(cfg, nets)
     assert all(isinstance(opt, paddle.optimizer.Momentum) for opt, _ in opts.values())
     assert set(opts) == {"encoder", "decoder", "discriminator", "generator",
                          "discriminator_y", "classifier"}
-    train.set_learning_rates(cfg, opts, 50)
+    set_learning_rates(cfg, opts, plan(cfg), 50)
     rates = {name: opt.get_lr() for name, (opt, _) in opts.items()}
     assert rates == pytest.approx({"encoder": 1e-3, "decoder": 1e-3, "discriminator": 1e-2,
                                    "generator": 1e-2, "discriminator_y": 1e-2,
@@ -75,8 +85,8 @@ def test_momentum_schedule_divides_every_rate_by_ten_at_each_decay_epoch():
 def test_momentum_sgd_step_is_the_heavy_ball_update():
     """One classification step twice with momentum m: v1 = g1, v2 = m v1 + g2, w -= lr v."""
     cfg, nets, _ = tiny_model("semi_1000_sgd", "--class_lr", "0.5", "--class_momentum", "0.5")
-    opts = train.make_optimizers(cfg, nets)
-    encoder, classifier = nets["encoder"], opts["classifier"][0]
+    opts = optimizers(cfg, nets)
+    encoder = nets["encoder"]
     x = paddle.to_tensor(np.random.default_rng(0).random((6, 20)).astype("float32"))
     y = paddle.to_tensor(np.arange(6) % 10)
     w0 = encoder.class_logits.bias.numpy().copy()
@@ -84,43 +94,29 @@ def test_momentum_sgd_step_is_the_heavy_ball_update():
     for _ in range(2):
         grads.append(paddle.grad(paddle.nn.functional.cross_entropy(
             encoder.logits(x), y.reshape([-1, 1])), encoder.class_logits.bias)[0].numpy())
-        train.classification_phase(x, y, encoder, classifier)
+        categorical.classification_phase(x, y, nets, opts)
     expected = w0 - 0.5 * grads[0] - 0.5 * (0.5 * grads[0] + grads[1])
     np.testing.assert_allclose(encoder.class_logits.bias.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_adam_decay_epochs_divide_every_adam_rate_by_ten():
-    cfg = parse(["--preset", "semi_1000", "--adam_decay_epochs", "65"])
-    assert [cfg.lr_factor(e) for e in (0, 64, 65, 99)] == pytest.approx([1, 1, 0.1, 0.1])
-    opts = train.make_optimizers(cfg, build_networks(cfg, 20))
-    assert all(isinstance(opt, paddle.optimizer.Adam) for opt, _ in opts.values())
-    train.set_learning_rates(cfg, opts, 65)
-    rates = {name: opt.get_lr() for name, (opt, _) in opts.items()}
-    assert rates == pytest.approx({"encoder": 2e-5, "decoder": 2e-5, "discriminator": 1e-5,
-                                   "generator": 1e-5, "discriminator_y": 1e-5,
-                                   "classifier": 2e-5})
-    train.set_learning_rates(cfg, opts, 64)
-    assert opts["encoder"][0].get_lr() == pytest.approx(2e-4)
-
-
-def test_adam_beta1_reaches_every_adam():
-    cfg = parse(["--preset", "cluster_16", "--adam_beta1", "0.5"])
-    opts = train.make_optimizers(cfg, build_networks(cfg, 20))
-    assert {name: opt._beta1 for name, (opt, _) in opts.items()} == {
-        "encoder": 0.5, "decoder": 0.5, "discriminator": 0.5, "generator": 0.5,
-        "discriminator_y": 0.5}
-    default = train.make_optimizers(parse([]), build_networks(parse([]), 20))
+def test_retired_adam_options_are_refused_and_read_back_only_at_their_value():
+    for option in ("--adam_beta1", "--adam_decay_epochs"):
+        with pytest.raises(UserError, match=f"unrecognized arguments: {option}"):
+            parse(["--preset", "cluster_16", option, "1"])
+    saved = parse(["--preset", "cluster_16"]).to_dict()
+    older = dict(saved, adam_beta1=0.9, adam_decay_epochs="")  # what they always did
+    assert config.Config.from_dict(older).to_dict() == saved
+    with pytest.raises(UserError, match="adam_beta1 = 0.5, an option retired"):
+        config.Config.from_dict(dict(saved, adam_beta1=0.5), where="last.npz")
+    with pytest.raises(UserError, match="an option retired"):
+        train.check_resumable(dict(saved, adam_decay_epochs="65"),
+                              parse(["--preset", "cluster_16"]), "last.npz")
+    default = optimizers(parse([]), build_networks(parse([]), 20))
     assert all(opt._beta1 == 0.9 for opt, _ in default.values())
 
 
 @pytest.mark.parametrize("argv,message", [
     (["--gen_momentum", "0.5"], "--gen_momentum is used only with --optimizer momentum"),
-    (["--optimizer", "momentum", "--adam_beta1", "0.5"],
-     "--adam_beta1 is used only with --optimizer adam"),
-    (["--adam_beta1", "1"], "--adam_beta1"),
-    (["--optimizer", "momentum", "--adam_decay_epochs", "50"],
-     "--adam_decay_epochs is used only with --optimizer adam"),
-    (["--adam_decay_epochs", "0"], "--adam_decay_epochs must be"),
     (["--optimizer", "momentum", "--lr_decay_epochs", "100,50"], "--lr_decay_epochs must be"),
     (["--optimizer", "momentum", "--lr_decay_epochs", "fifty"], "--lr_decay_epochs must be"),
     (["--class_lr", "0.1"], "--class_lr is used only with --labels semi_supervised"),
@@ -145,31 +141,31 @@ def test_momentum_run_resumes_exactly_across_a_decay(tmp_path, mnist_dir):
 def test_label_budget_is_balanced_and_fixed_by_the_seed():
     y = np.random.default_rng(0).integers(0, 10, 3000)
     for budget in (100, 1000):
-        rows = train.semi_supervised_subset(y, budget, 10, seed=0)
+        rows = categorical.semi_supervised_subset(y, budget, 10, seed=0)
         assert len(rows) == len(set(rows)) == budget
         np.testing.assert_array_equal(np.bincount(y[rows], minlength=10), budget // 10)
-        np.testing.assert_array_equal(train.semi_supervised_subset(y, budget, 10, seed=0), rows)
-        assert set(train.semi_supervised_subset(y, budget, 10, seed=1)) != set(rows)
+        np.testing.assert_array_equal(categorical.semi_supervised_subset(y, budget, 10, seed=0), rows)
+        assert set(categorical.semi_supervised_subset(y, budget, 10, seed=1)) != set(rows)
     # 'all': every training image keeps its label
-    np.testing.assert_array_equal(train.semi_supervised_subset(y, 10**9, 10, seed=0),
+    np.testing.assert_array_equal(categorical.semi_supervised_subset(y, 10**9, 10, seed=0),
                                   np.arange(3000))
     with pytest.raises(UserError, match="images of class"):
-        train.semi_supervised_subset(y, 2990, 10, seed=0)
+        categorical.semi_supervised_subset(y, 2990, 10, seed=0)
 
 
 def test_labelled_batches_cycle_through_the_whole_set():
     n, size = 250, 100  # 2 whole mini-batches a pass (the last 50 of a pass's order wait)
-    first_pass = [train.labeled_batch_indices(n, size, step, seed=3) for step in range(2)]
+    first_pass = [categorical.labeled_batch_indices(n, size, step, seed=3) for step in range(2)]
     assert all(len(rows) == size for rows in first_pass)
     assert len(set(np.concatenate(first_pass))) == 2 * size  # no repeat within a pass
-    np.testing.assert_array_equal(train.labeled_batch_indices(n, size, 1, seed=3),
+    np.testing.assert_array_equal(categorical.labeled_batch_indices(n, size, 1, seed=3),
                                   first_pass[1])  # a function of the step: resumable
-    second_pass = np.concatenate([train.labeled_batch_indices(n, size, s, 3) for s in (2, 3)])
+    second_pass = np.concatenate([categorical.labeled_batch_indices(n, size, s, 3) for s in (2, 3)])
     assert set(second_pass) != set(np.concatenate(first_pass))  # a new order each pass
-    covered = np.concatenate([train.labeled_batch_indices(n, size, s, 3) for s in range(40)])
+    covered = np.concatenate([categorical.labeled_batch_indices(n, size, s, 3) for s in range(40)])
     assert set(covered) == set(range(n))
     # fewer labels than a batch: every step sees all of them
-    assert sorted(train.labeled_batch_indices(30, 100, 7, seed=0)) == list(range(30))
+    assert sorted(categorical.labeled_batch_indices(30, 100, 7, seed=0)) == list(range(30))
 
 
 # ---- the categorical prior -----------------------------------------------------------------
@@ -231,7 +227,7 @@ def tiny_model(preset, *argv):
     cfg = parse(["--preset", preset, "--N", "16", "--dropout", "0", *argv])
     paddle.seed(0)
     nets = build_networks(cfg, 20)
-    return cfg, nets, train.make_optimizers(cfg, nets)
+    return cfg, nets, optimizers(cfg, nets)
 
 
 def snapshot(nets):
@@ -255,13 +251,13 @@ def test_nearest_head_error_on_a_hand_example():
 # ---- the dimensionality-reduction AAE's cluster heads (paper §7) ------------------------------
 def test_cluster_head_cost_is_linear_below_eta_and_pushes_close_heads_apart():
     heads = paddle.to_tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]], stop_gradient=False)
-    cost = train.cluster_head_cost(heads, 4.0)
+    cost = categorical.cluster_head_cost(heads, 4.0)
     assert float(cost) == pytest.approx(3.0)  # only the pair 1 apart: 4 - 1
     cost.backward()
     np.testing.assert_allclose(heads.grad.numpy(), [[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0]],
                                atol=1e-6)  # descending the gradient moves 0 and 1 apart
     far = paddle.to_tensor([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
-    assert float(train.cluster_head_cost(far, 4.0)) == 0.0
+    assert float(categorical.cluster_head_cost(far, 4.0)) == 0.0
 
 
 def test_decoder_with_cluster_heads_decodes_head_plus_style():
@@ -282,11 +278,10 @@ def test_cluster_heads_are_learned_in_the_reconstruction_phase():
     cfg, nets, opts = tiny_model("dimred_unsupervised", "--cluster_head_eta", "100")
     x = paddle.to_tensor((np.random.default_rng(0).random((8, 20)) > 0.5).astype("float32"))
     before = nets["decoder"].cluster_heads.numpy().copy()
-    spread = float(train.cluster_head_cost(nets["decoder"].cluster_heads, 100.0))
+    spread = float(categorical.cluster_head_cost(nets["decoder"].cluster_heads, 100.0))
     for _ in range(20):
-        recon, head_cost = train.categorical_reconstruction_phase(
-            x, nets["encoder"], nets["decoder"], opts["encoder"][0], opts["decoder"][0],
-            cluster_head_eta=100.0)
+        recon, head_cost = categorical.reconstruction_phase(x, nets, opts,
+                                                            cluster_head_eta=100.0)
     assert not np.array_equal(before, nets["decoder"].cluster_heads.numpy())
     # every pair is closer than eta = 100: the cost only falls as the heads spread out
     assert float(head_cost) < spread
@@ -313,19 +308,16 @@ def test_each_categorical_phase_changes_only_what_it_owns():
     y_prior = paddle.to_tensor(CategoricalPrior(10).sample(8, np.random.default_rng(0))
                                .astype("float32"))
     before = snapshot(nets)
-    train.categorical_reconstruction_phase(x, nets["encoder"], nets["decoder"],
-                                           opts["encoder"][0], opts["decoder"][0])
+    categorical.reconstruction_phase(x, nets, opts)
     assert changed(before, nets) == {"encoder", "decoder"}
     before = snapshot(nets)
-    d_losses = train.categorical_discriminator_phase(
-        x, z_prior, y_prior, nets["encoder"], nets,
-        {k: opts[k][0] for k in ("discriminator", "discriminator_y")})
+    d_losses = categorical.discriminator_phase(x, z_prior, y_prior, nets, opts)
     assert changed(before, nets) == {"discriminator", "discriminator_y"}
     before = snapshot(nets)
-    g_losses = train.categorical_generator_phase(x, nets["encoder"], nets, opts["generator"][0])
+    g_losses = categorical.generator_phase(x, nets, opts)
     assert changed(before, nets) == {"encoder"}
     before = snapshot(nets)
-    class_loss = train.classification_phase(x, y, nets["encoder"], opts["classifier"][0])
+    class_loss = categorical.classification_phase(x, y, nets, opts)
     assert changed(before, nets) == {"encoder"}
     # the style head takes no part in classification
     assert np.array_equal(before["encoder"][-1], nets["encoder"].style.bias.numpy())
@@ -352,8 +344,7 @@ def test_encoder_input_noise_only_in_training_and_the_target_stays_clean():
     expected = paddle.nn.functional.binary_cross_entropy_with_logits(
         plain["decoder"](z, y_probs), x)
     paddle.seed(5)
-    recon, _ = train.categorical_reconstruction_phase(x, nets["encoder"], nets["decoder"],
-                                                      opts["encoder"][0], opts["decoder"][0])
+    recon, _ = categorical.reconstruction_phase(x, nets, opts)
     assert float(recon) == pytest.approx(float(expected), rel=1e-5)
     y_clean, z_clean = plain["encoder"](x)
     clean = paddle.nn.functional.binary_cross_entropy_with_logits(
@@ -371,8 +362,7 @@ def test_classification_phase_learns_the_labels():
     classes = np.arange(50) % 10
     x = paddle.to_tensor((np.repeat(np.eye(10), 2, axis=1)[classes]).astype("float32"))
     y = paddle.to_tensor(classes)
-    losses = [float(train.classification_phase(x, y, nets["encoder"], opts["classifier"][0]))
-              for _ in range(100)]
+    losses = [float(categorical.classification_phase(x, y, nets, opts)) for _ in range(100)]
     probs = classify.class_probabilities(nets["encoder"], x.numpy())
     assert losses[-1] < 0.5 * losses[0]
     assert classify.classification_error(probs, classes) == 0.0
@@ -383,7 +373,8 @@ def test_classification_phase_learns_the_labels():
 def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist_dir):
     dirs = run_dirs(tmp_path)
     out = train.main(["--preset", preset, "--data_dir", mnist_dir] + TINY + dirs)
-    names = train.loss_names(parse(["--preset", preset]))
+    names = [k for k in out["history"][0] if k not in ("epoch", "seconds", "valid_error")]
+    assert names[:5] == ["recon_loss", "d_loss", "g_loss", "d_y_loss", "g_y_loss"]
     assert out["steps"] == 3 and np.isfinite([out[k] for k in names]).all()
     header = (tmp_path / "run/logs/loss.csv").read_text().splitlines()[0]
     assert header == "epoch," + ",".join(names) + ",valid_error,seconds"
@@ -449,3 +440,48 @@ def test_semi_supervised_needs_one_category_per_class(tmp_path, mnist_dir):
     with pytest.raises(UserError, match="--n_categories must be 10"):
         train.main(["--preset", "semi_100", "--n_categories", "12", "--data_dir", mnist_dir]
                    + TINY + run_dirs(tmp_path))
+
+
+# ---- Table 2's baseline: the encoder trained by the classification phase alone ------------------
+@pytest.mark.parametrize("n", ["100", "1000", "all"])
+def test_classifier_baseline_is_the_semi_supervised_encoder_without_the_aae(n, tmp_path,
+                                                                           mnist_dir):
+    cfg = parse(["--preset", f"classifier_{n}"])
+    semi = parse(["--preset", f"semi_{n}"])
+    assert (cfg.n_labeled, cfg.dropout, cfg.class_lr, cfg.n_epochs, cfg.N) == \
+        (semi.n_labeled, semi.dropout, semi.class_lr, semi.n_epochs, semi.N)
+    # the same first network from the same seed: the same initial encoder weights
+    paddle.seed(0)
+    alone = build_networks(cfg, 20)
+    paddle.seed(0)
+    with_aae = build_networks(semi, 20)
+    assert set(alone) == {"encoder"}
+    for key, value in alone["encoder"].state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), with_aae["encoder"].state_dict()[key].numpy())
+    assert set(optimizers(cfg, alone)) == {"classifier"}
+
+    dirs = run_dirs(tmp_path)
+    out = train.main(["--preset", f"classifier_{n}", "--data_dir", mnist_dir] + TINY + dirs)
+    assert [k for k in out["history"][0] if k not in ("epoch", "seconds")] == \
+        ["class_loss", "valid_error"]
+    assert not (tmp_path / "run/images/epoch0.png").exists()  # no decoder, no sample grid
+    result = classify.main(["--load_epoch", "0", "--N_test", "200", "--data_dir", mnist_dir,
+                            "--model_dir", str(tmp_path / "run/model"),
+                            "--logs_dir", str(tmp_path / "run/logs")])
+    assert 0.0 <= result["test_error"] <= 1.0 and result["n_test"] == 200
+    import eval as evaluate
+    with pytest.raises(UserError, match="without a decoder: it generates nothing"):
+        evaluate.main(["--load_epoch", "0", "--data_dir", mnist_dir] + dirs)
+
+
+def test_classifier_baseline_step_changes_only_the_classification_path(mnist_dir):
+    cfg = parse(["--preset", "classifier_100", "--N", "16"])
+    data = load_split(mnist_dir, n_train=300, parts=("train", "valid"))
+    paddle.seed(0)
+    model = train.model_family(cfg)(cfg, data)
+    before = snapshot(model.nets)
+    losses = model.step(None, None, 0)
+    assert list(losses) == ["class_loss"] and np.isfinite(losses["class_loss"])
+    assert changed(before, model.nets) == {"encoder"}
+    # the style head takes no part in classification
+    assert np.array_equal(before["encoder"][-1], model.nets["encoder"].style.bias.numpy())

@@ -1,4 +1,5 @@
-"""The shipped checkpoints in model/ and the figures the READMEs quote from results/."""
+"""The shipped checkpoints in model/ and the figures the READMEs and docs/ quote from results/."""
+import glob
 import json
 import os
 import re
@@ -15,6 +16,17 @@ SHIPPED = os.path.join(ROOT, "model", "model199.npz")
 HEADLINE = os.path.join(ROOT, "results", "seed0", "eval.json")
 SHIPPED_SEMI = os.path.join(ROOT, "model", "semi_1000_model99.npz")
 SEMI_RESULT = os.path.join(ROOT, "results", "semi_1000", "classify.json")
+READMES = ("README.md", "README_cn.md")
+
+
+def read(path):
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        return f.read()
+
+
+def doc_pages():
+    """docs/*.md, relative to the project folder: the long form of every experiment."""
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
 
 
 def reported_runs():
@@ -90,17 +102,61 @@ def test_readmes_quote_every_reported_run():
             assert re.search(rf"\b{np.mean(means):.2f}\b", f.read())
 
 
-def test_readmes_quote_every_classification_result():
-    """Every test error in results/ (classify.json of the categorical runs) is in both READMEs,
-    as a percentage with two decimals."""
+def test_readmes_and_docs_quote_every_classification_result():
+    """Every test error in results/ (classify.json of the categorical runs) is quoted as a
+    percentage with two decimals: a reported run's (results/NAME/) in both READMEs, and every
+    one, later checkpoints and screens (results/screens/) included, in docs/."""
     found = []
     for folder, _, files in os.walk(os.path.join(ROOT, "results")):
         if "classify.json" in files:
             with open(os.path.join(folder, "classify.json")) as f:
-                found.append((folder, json.load(f)["test_error"]))
-    assert found
-    for readme in ("README.md", "README_cn.md"):
-        with open(os.path.join(ROOT, readme), encoding="utf-8") as f:
-            text = f.read()
-        for folder, error in found:
+                found.append((os.path.relpath(folder, ROOT), json.load(f)["test_error"]))
+    reported = [(folder, error) for folder, error in found
+                if os.path.dirname(folder) == "results" and folder != "results/screens"]
+    assert len(reported) >= 8 and len(found) > len(reported)
+    for readme in READMES:
+        text = read(readme)
+        for folder, error in reported:
             assert f"{100 * error:.2f}%" in text, (readme, folder, error)
+    docs = "".join(read(page) for page in doc_pages())
+    for folder, error in found:
+        assert f"{100 * error:.2f}%" in docs, (folder, error)
+
+
+def expand_braces(text):
+    """'a{1,2}b' -> ['a1b', 'a2b'] (as the shell does)."""
+    m = re.search(r"\{([^{}]*)\}", text)
+    if not m:
+        return [text]
+    return [x for option in m.group(1).split(",")
+            for x in expand_braces(text[:m.start()] + option + text[m.end():])]
+
+
+def headings(path):
+    """The anchors GitHub gives the headings of a Markdown file."""
+    text = re.sub(r"```.*?```", "", read(path), flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#{1,6} (.+)$", text, re.M)}
+
+
+def test_readmes_and_docs_point_at_files_that_exist():
+    """Every relative link (figures included) and its #anchor resolves from the page it is on,
+    and every results/ path the text names exists (NAME is a placeholder)."""
+    checked = 0
+    for page in READMES + tuple(doc_pages()):
+        text, folder = read(page), os.path.dirname(page)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            path = os.path.normpath(os.path.join(folder, path)) if path else page
+            assert os.path.exists(os.path.join(ROOT, path)), (page, target)
+            if anchor:
+                assert anchor in headings(path), (page, target)
+            checked += 1
+        for name in re.findall(r"(?<![\w/.])results/[\w./{},*-]*", text):
+            if "NAME" not in name:
+                for path in expand_braces(name.rstrip(".,")):
+                    assert glob.glob(os.path.join(ROOT, path)), (page, path)
+                    checked += 1
+    assert checked >= 100, checked

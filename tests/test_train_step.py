@@ -11,6 +11,7 @@ import config
 import train
 from network import Dropout, build_networks
 from utils.errors import UserError
+from utils.steps import make_optimizers
 
 
 def small_config(**overrides):
@@ -22,7 +23,13 @@ def small_config(**overrides):
 def make_model(cfg, in_dim=36, seed=0):
     paddle.seed(seed)
     nets = build_networks(cfg, in_dim)
-    return nets, train.make_optimizers(cfg, nets)
+    return nets, make_optimizers(cfg, nets, train.LikelihoodAAE.optimizer_plan(cfg))
+
+
+def make_aae(cfg, in_dim=36, seed=0):
+    """train.py's Table 1 model on a stand-in training set of ``in_dim``-pixel images."""
+    paddle.seed(seed)
+    return train.LikelihoodAAE(cfg, {"x_train": np.zeros((4, in_dim), dtype="float32")})
 
 
 def batch(n=16, in_dim=36, seed=1):
@@ -81,21 +88,20 @@ def test_fast_step_equals_plain_reference_step(encoder_kind):
     # Dropout off so that both steps consume the same random numbers (the fast step passes
     # prior samples and codes through D as one batch, which draws D's masks in another order).
     cfg = small_config(dropout=0.0, encoder=encoder_kind)
-    nets_fast, opts_fast = make_model(cfg)
+    model = make_aae(cfg)
+    nets_fast = model.nets
     nets_ref, opts_ref = make_model(cfg)
     for name in nets_fast:
         nets_ref[name].set_state_dict(copy.deepcopy(nets_fast[name].state_dict()))
 
-    def sample_prior(n):
-        return paddle.normal(0.0, cfg.std, [n, cfg.latent_dim])
-
     for step in range(6):
         x = batch(seed=step)
         paddle.seed(100 + step)
-        fast = train.train_step(x, nets_fast, opts_fast, sample_prior)
+        fast = model.step(x, None, step)
+        assert list(fast) == ["recon_loss", "d_loss", "g_loss"]
         paddle.seed(100 + step)
         ref = plain_reference_step(x, nets_ref, opts_ref, cfg.std, cfg.latent_dim)
-        np.testing.assert_allclose(fast, ref, rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(list(fast.values()), ref, rtol=2e-5, atol=1e-6)
     for name in nets_fast:
         for key, value in nets_fast[name].state_dict().items():
             np.testing.assert_allclose(value.numpy(), nets_ref[name].state_dict()[key].numpy(),
@@ -109,20 +115,20 @@ def test_each_phase_updates_only_what_it_owns():
     x = batch()
 
     before = {name: snapshot(layer) for name, layer in nets.items()}
-    train.reconstruction_phase(x, enc, dec, opts["encoder"][0], opts["decoder"][0])
+    train.reconstruction_phase(x, nets, opts)
     assert changed(before["encoder"], enc) == set(before["encoder"])
     assert changed(before["decoder"], dec) == set(before["decoder"])
     assert not changed(before["discriminator"], disc)
 
     before = {name: snapshot(layer) for name, layer in nets.items()}
     z_prior = paddle.normal(0.0, cfg.std, [x.shape[0], cfg.latent_dim])
-    train.discriminator_phase(x, z_prior, enc, disc, opts["discriminator"][0])
+    train.discriminator_phase(x, z_prior, nets, opts)
     assert changed(before["discriminator"], disc) == set(before["discriminator"])
     assert not changed(before["encoder"], enc)
     assert not changed(before["decoder"], dec)
 
     before = {name: snapshot(layer) for name, layer in nets.items()}
-    train.generator_phase(x, enc, disc, opts["generator"][0])
+    train.generator_phase(x, nets, opts)
     assert changed(before["encoder"], enc) == set(before["encoder"])
     assert not changed(before["discriminator"], disc)
     assert not changed(before["decoder"], dec)
@@ -136,9 +142,7 @@ def test_reconstruction_loss_falls_on_fixed_data():
     cfg = small_config(gen_lr=2e-3, encoder="deterministic")
     nets, opts = make_model(cfg)
     x = batch(n=32)
-    losses = [float(train.reconstruction_phase(x, nets["encoder"], nets["decoder"],
-                                               opts["encoder"][0], opts["decoder"][0]))
-              for _ in range(100)]
+    losses = [float(train.reconstruction_phase(x, nets, opts)) for _ in range(100)]
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
 
 

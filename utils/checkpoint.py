@@ -12,6 +12,7 @@ save leaves the previous checkpoint intact and never a half-written file under t
 """
 import json
 import os
+import re
 import tempfile
 import zipfile
 
@@ -82,14 +83,31 @@ def atomic_write(path, write):
         pass
 
 
+# The temporary names atomic_write gives the checkpoints of train.py
+_TEMPORARY = re.compile(r"(last|model\d+)\.npz\.[^.]+\.tmp")
+
+
 def remove_stale_temporaries(folder):
-    """Delete temporary files that a killed process left behind in ``folder``."""
+    """Delete the temporary checkpoint files a killed save left in ``folder`` (only those:
+    other files, the user's own ``*.tmp`` included, stay)."""
     if not os.path.isdir(folder):
         return []
-    stale = [name for name in os.listdir(folder) if name.endswith(".tmp")]
+    stale = [name for name in os.listdir(folder) if _TEMPORARY.fullmatch(name)]
     for name in stale:
         os.remove(os.path.join(folder, name))
     return stale
+
+
+def refuse_to_replace_unfinished(path):
+    """A new run must not replace the resume point ``path`` of a run that has not finished."""
+    try:
+        meta, _ = load(path)
+        done, total = meta["epoch"], meta["config"]["n_epochs"]
+    except (UserError, KeyError, TypeError):
+        return  # unreadable: nothing to continue from
+    if done < total or meta.get("batch", 0):
+        raise UserError(f"{path} holds an unfinished run (epoch {done} of {total}); continue it "
+                        "with --resume, or choose another --model_dir, or delete it")
 
 
 def save(path, networks, meta, optimizers=None):
@@ -211,8 +229,11 @@ def load_legacy_pickle(path, trusted, warn=print):
         state = paddle.load(path)
     except Exception as err:  # paddle/pickle raise many types for a bad file
         raise UserError(f"{path} could not be read as a Paddle pickle ({err})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path} holds a {type(state).__name__}, not the reference's dict of "
+                        f"{', '.join(LEGACY_NETWORKS)} weights")
     missing = [name for name in LEGACY_NETWORKS if name not in state]
-    if not isinstance(state, dict) or missing:
+    if missing:
         raise UserError(f"{path} lacks the reference's {', '.join(missing)} entries")
     arrays = {}
     for net_name in LEGACY_NETWORKS:

@@ -13,9 +13,18 @@ once. By default every large tensor freed in a training step (a 1200x1200 weight
 which made such a matmul run at ~60 instead of ~170 GFLOP/s on the machine above. The process
 keeps its peak memory instead (a few hundred MB for the paper's model).
 
-Last, it silences the one warning ``import paddle`` prints on every start ("No ccache found"):
-it concerns compiling C++ extensions, which this project never does, and it would otherwise
-stand above every error message and log line.
+Last, it imports Paddle itself, without the warnings Paddle prints on every start, which
+would otherwise stand above every error message and log line:
+
+- "No ccache found ..." (a ``UserWarning`` of paddle/utils/cpp_extension/extension_utils.py,
+  issued when that module is imported by ``import paddle``): it concerns compiling C++
+  extensions, which this project never does; filtered with ``warnings``;
+- "WARNING: OMP_NUM_THREADS set to 2, not 1. The computation speed will not be optimized if
+  you use data parallel ..." and "PLEASE USE OMP_NUM_THREADS WISELY." (printed to
+  ``sys.stderr`` by ``__bootstrap__`` in paddle/base/__init__.py whenever OMP_NUM_THREADS is
+  above 1): the threads are set on purpose (above). Those two lines are dropped from stderr
+  while Paddle is imported; the thread settings stay exactly as set, and anything else
+  written to stderr meanwhile passes through.
 """
 import ctypes
 import ctypes.util
@@ -73,4 +82,53 @@ def configure():
     return settings
 
 
+# The lines paddle/base/__init__.py's __bootstrap__ prints when OMP_NUM_THREADS > 1.
+PADDLE_BANNER = ("WARNING: OMP_NUM_THREADS set to ", "PLEASE USE OMP_NUM_THREADS WISELY.")
+
+
+class _DropLines:
+    """Stands in for a text stream: passes whole lines on to ``stream``, except those starting
+    with one of ``prefixes``; anything else (``fileno``, ``isatty``, ...) is the stream's."""
+
+    def __init__(self, stream, prefixes):
+        self.stream = stream
+        self.prefixes = tuple(prefixes)
+        self.pending = ""
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+    def write(self, text):
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if not line.startswith(self.prefixes):
+                self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self):
+        if self.pending and not self.pending.startswith(self.prefixes):
+            self.stream.write(self.pending)
+        self.pending = ""
+        self.stream.flush()
+
+
+def import_paddle_quietly():
+    """``import paddle`` with Paddle's start-up banner about OMP_NUM_THREADS left out of
+    stderr (see the module docstring); returns the module."""
+    real = sys.stderr
+    if real is None:  # no stderr at all (pythonw): nothing to keep clean
+        import paddle
+        return paddle
+    quiet = sys.stderr = _DropLines(real, PADDLE_BANNER)
+    try:
+        import paddle
+    finally:
+        if sys.stderr is quiet:
+            sys.stderr = real
+        quiet.flush()
+    return paddle
+
+
 SETTINGS = configure()
+import_paddle_quietly()

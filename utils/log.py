@@ -1,8 +1,12 @@
 """Logging to the console and to a file, one line per event, fixed format; and reading back
-train.py's per-epoch ``loss.csv``."""
+train.py's per-epoch ``loss.csv``; writing a script's results as JSON."""
 import csv
+import json
 import logging
 import os
+
+from utils import checkpoint
+from utils.errors import refuse_non_finite
 
 
 def get_logger(name, log_file=None, level=logging.INFO):
@@ -39,3 +43,13 @@ def read_loss_csv(path, before_epoch=None):
         rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
                 for row in csv.DictReader(f)]
     return [row for row in rows if before_epoch is None or row["epoch"] < before_epoch]
+
+
+def write_result_json(path, result, hint):
+    """Write a script's ``result`` (a dict) to ``path`` as indented JSON, atomically (the
+    earlier file stays whole until the new one is complete). A NaN or infinite number in it is
+    refused with one line naming it and ``hint`` (what to do), and nothing is written."""
+    refuse_non_finite(result, path, hint)
+    text = json.dumps(result, indent=2, allow_nan=False)
+    checkpoint.atomic_write(path, lambda f: f.write(text.encode()))
+    return path

@@ -5,6 +5,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from utils.checkpoint import atomic_write
+
 
 def image_side(n_pixels):
     """Side of a square greyscale image with ``n_pixels`` pixels (28 for MNIST's 784)."""
@@ -37,6 +39,14 @@ def save_image(images, path, nrow=10, padding=2, scale=2):
     pixels = (grid * 255.0 + 0.5).astype(np.uint8)
     if scale > 1:
         pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(pixels).save(path)  # uint8 [H, W] -> greyscale
+    image = Image.fromarray(pixels)  # uint8 [H, W] -> greyscale
+    # through a temporary file renamed over ``path``: a full disk or an interruption leaves
+    # the earlier image (or none), never half a PNG, and a one-line error
+    atomic_write(path, lambda f: image.save(f, format=image_format(path)))
     return path
+
+
+def image_format(path):
+    """Pillow's name of the format ``path``'s extension asks for (PNG when it names none)."""
+    extension = os.path.splitext(path)[1].lower()
+    return Image.registered_extensions().get(extension, "PNG")

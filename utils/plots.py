@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from utils.checkpoint import atomic_write
 from utils.log import read_loss_csv
 from utils.paddle_save_image import save_image
 
@@ -19,40 +20,48 @@ DIGIT_COLOURS = "tab10"  # ten clearly distinct colours, one per MNIST digit
 
 
 def _save(fig, path):
+    """Render ``fig`` to ``path`` (its format from the extension) through a temporary file
+    renamed over it: a full disk leaves the earlier figure and a one-line error."""
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=DPI))
     return path
 
 
+# How plot_losses names each loss.csv column, and which panel draws it
+LOSS_LABELS = {
+    "d_loss": "D loss (discriminator)", "g_loss": "G loss (encoder as generator)",
+    "d_y_loss": "D_y loss (categorical)", "g_y_loss": "G_y loss (categorical)",
+    "recon_loss": "reconstruction BCE per pixel", "class_loss": "classification cross-entropy",
+    "head_loss": "cluster heads' cost",
+}
+LOSS_PANELS = (("regularization phase", ("d_loss", "g_loss", "d_y_loss", "g_y_loss")),
+               ("reconstruction and classification", ("recon_loss", "class_loss", "head_loss")))
+
+
 def plot_losses(history, path):
-    """The epoch means of train.py's losses: rows of {"epoch", "recon_loss", "d_loss",
-    "g_loss"} (and "d_y_loss", "g_y_loss", "class_loss", "valid_error" for the categorical
-    model, drawn in a third panel)."""
+    """The epoch means of train.py's losses (rows of loss.csv), a panel for the adversarial
+    losses and one for the reconstruction and classification losses, each drawn when the
+    model has them; the categorical models' validation error in a third panel."""
     epochs = [row["epoch"] for row in history]
-    with_error = bool(history) and "valid_error" in history[0]
-    fig = Figure(figsize=(15 if with_error else 10, 3.5))
-    axes = fig.subplots(1, 3 if with_error else 2)
-    axes[0].plot(epochs, [row["d_loss"] for row in history], label="D loss (discriminator)")
-    axes[0].plot(epochs, [row["g_loss"] for row in history], label="G loss (encoder as generator)")
-    if history and "d_y_loss" in history[0]:  # the categorical model's second regularization
-        axes[0].plot(epochs, [row["d_y_loss"] for row in history], label="D_y loss (categorical)")
-        axes[0].plot(epochs, [row["g_y_loss"] for row in history], label="G_y loss (categorical)")
-    axes[0].set_title("regularization phase")
-    axes[1].plot(epochs, [row["recon_loss"] for row in history], color="C2",
-                 label="reconstruction BCE per pixel")
-    axes[1].set_title("reconstruction BCE per pixel")
-    if history and "class_loss" in history[0]:  # the semi-supervised classification phase
-        axes[1].plot(epochs, [row["class_loss"] for row in history], color="C3",
-                     label="classification cross-entropy")
-        axes[1].set_title("reconstruction and classification")
-        axes[1].legend()
-    if with_error:  # the categorical models' validation error
-        axes[2].plot(epochs, [100 * row["valid_error"] for row in history], color="C4")
-        axes[2].set_title("error on the validation split (%)")
-    for ax in axes:
+    present = set(history[0]) if history else set()
+    panels = [(title, [k for k in names if k in present]) for title, names in LOSS_PANELS]
+    panels = [(title, names) for title, names in panels if names]
+    if "valid_error" in present:
+        panels.append(("error on the validation split (%)", ["valid_error"]))
+    panels = panels or [("no losses yet", [])]
+    fig = Figure(figsize=(5 * len(panels), 3.5))
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (title, names) in zip(axes, panels):
+        for name in names:
+            scale = 100 if name == "valid_error" else 1
+            ax.plot(epochs, [scale * row[name] for row in history],
+                    label=LOSS_LABELS.get(name, name))
+        ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0].legend()
+        if len(names) > 1:
+            ax.legend()
     return _save(fig, path)
 
 

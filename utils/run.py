@@ -1,0 +1,222 @@
+"""Run bookkeeping shared by every model family's training: seeding and named random streams,
+the device and data-parallel processes, Ctrl-C safety, the run lock, loss.csv, VisualDL and
+the progress bar. Nothing here touches a model's math."""
+import contextlib
+import csv
+import os
+import signal
+
+import numpy as np
+import paddle
+import paddle.distributed as dist
+
+from utils import checkpoint
+from utils.errors import UserError
+from utils.log import read_loss_csv
+
+# ---------------------------------------------------------------------------------------
+# Randomness. Every draw is a function of the seed and a key, so a resumed run repeats an
+# uninterrupted one exactly, without saving generator states. Keys: [seed, epoch] for the
+# order of an epoch's images, [seed, step] for Paddle's generator in a training step
+# (SeedSequence, a separate derivation), and for everything else [seed, STREAMS[purpose],
+# ...], values above any epoch, so no two purposes share a stream.
+# ---------------------------------------------------------------------------------------
+STREAMS = {
+    "sample_grid": 2**32 - 1,  # the codes decoded for every epoch's sample grid
+    "labeled_subset": 2**32 - 2,  # which training images keep their label
+    "labeled_batches": 2**32 - 3,  # the order of the labelled mini-batches
+    "parzen_samples": 2**32 - 4,  # eval.py: the prior samples decoded for the Parzen window
+    "interpolation_pairs": 2**32 - 5,  # eval.py --interpolate: the test pairs
+    "plot_background": 2**32 - 6,  # plot.py: prior samples behind the code scatter
+    "plot_prior_samples": 2**32 - 7,  # plot.py: prior samples compared with the codes
+}
+MAX_SEED = 2**63 - 1  # paddle.seed takes a signed 64-bit integer
+
+
+def seed_everything(seed):
+    """The one seeding function: Paddle's global generators (CPU and GPU) and numpy's."""
+    paddle.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def stream(seed, purpose, *more):
+    """The numpy Generator of one purpose of STREAMS (``more``: further keys, e.g. a pass)."""
+    return np.random.default_rng([seed, STREAMS[purpose], *more])
+
+
+def step_seed(seed, step, rank=0, world=1):
+    """The seed of one training step; data-parallel processes each draw their own numbers."""
+    key = [seed, step] if world == 1 else [seed, step, rank]
+    return int(np.random.SeedSequence(key).generate_state(1, np.uint32)[0])
+
+
+def epoch_order(seed, epoch, n):
+    """The shuffled order of the training images in ``epoch``."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+# ---------------------------------------------------------------------------------------
+# Device and processes
+# ---------------------------------------------------------------------------------------
+def select_device(name):
+    """'auto' -> GPU when Paddle was built with CUDA and sees one, else CPU."""
+    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    if name == "gpu" and not has_gpu:
+        raise UserError("--device gpu: this Paddle has no usable GPU (install paddlepaddle-gpu "
+                        "and check that a GPU is visible), or use --device cpu")
+    device = "gpu" if (name == "gpu" or (name == "auto" and has_gpu)) else "cpu"
+    # under paddle.distributed.launch each process is given its own GPU
+    paddle.set_device(f"gpu:{dist.ParallelEnv().device_id}" if device == "gpu" else "cpu")
+    return device
+
+
+def init_data_parallel():
+    """(rank, number of processes). Started by ``python -m paddle.distributed.launch`` with
+    several processes, join their group (NCCL between GPUs, gloo between CPU processes);
+    otherwise (0, 1) and nothing to do."""
+    world = dist.get_world_size()
+    if world > 1:
+        dist.init_parallel_env()
+    return dist.get_rank(), world
+
+
+def mean_over_processes(values, flag):
+    """The mean of ``values`` ({name: float}) over the data-parallel processes, and whether
+    any raised ``flag`` (so that all of them stop at the same step)."""
+    names = list(values)
+    shared = paddle.to_tensor([values[k] for k in names] + [float(flag)], dtype="float32")
+    dist.all_reduce(shared)
+    totals = shared.numpy().tolist()
+    world = dist.get_world_size()
+    return {k: v / world for k, v in zip(names, totals)}, totals[-1] > 0
+
+
+class StopFlag:
+    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step, so the saved
+    state is always that of a completed step."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (some notebook runners): keep defaults
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class RunLock:
+    """One training run per model folder at a time: an exclusive lock on <folder>/.train.lock,
+    released by the operating system when the process ends, however it ends."""
+
+    def __init__(self, folder):
+        self.path = os.path.join(folder, ".train.lock")
+        self._file = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # not on POSIX: no lock, as before
+            return self
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            raise UserError(f"another train.py is using --model_dir "
+                            f"{os.path.dirname(self.path)}; wait for it to end, or choose "
+                            "other --model_dir, --images_dir and --logs_dir") from None
+        return self
+
+    def __exit__(self, *exc):
+        if self._file is not None:
+            self._file.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------
+def write_loss_csv(path, history, names):
+    """loss.csv: one row per epoch, the columns ``names`` between epoch and seconds."""
+    def write(f):
+        f.write(("epoch," + ",".join(names) + ",seconds\n").encode())
+        for row in history:
+            # repr: full precision, so a resumed run reads back exactly what was written
+            f.write((f"{row['epoch']}," + ",".join(repr(row[k]) for k in names)
+                     + f",{row['seconds']!r}\n").encode())
+    checkpoint.atomic_write(path, write)
+
+
+def read_history(path, before_epoch):
+    """loss.csv's rows of the epochs before ``before_epoch``, for a resumed run; refuses a
+    damaged file or one that lacks an epoch already trained."""
+    try:
+        history = read_loss_csv(path, before_epoch)
+    except (OSError, ValueError, KeyError, TypeError, csv.Error) as err:
+        raise UserError(f"--resume: {path} is damaged ({err}); restore it or start a new run "
+                        "without --resume") from None
+    if [row["epoch"] for row in history] != list(range(before_epoch)):
+        raise UserError(f"--resume: {path} does not hold one row for each of the epochs "
+                        f"0-{before_epoch - 1} already trained; restore it or start a new run")
+    return history
+
+
+# One fixed file, rewritten by every run: VisualDL shows only the newest "vdlrecords*" file of
+# a folder, so a resumed run must not start a second one.
+VISUALDL_FILE = "vdlrecords.train.log"
+
+
+def visualdl_log_writer():
+    """VisualDL's LogWriter class. VisualDL is optional, so it is imported only for
+    --visualdl, and its absence is reported before any work starts."""
+    try:
+        from visualdl import LogWriter
+    except ImportError:
+        raise UserError("--visualdl needs VisualDL: pip install visualdl") from None
+    return LogWriter
+
+
+def open_visualdl(log_writer, folder):
+    """A LogWriter on folder/VISUALDL_FILE, emptied first: VisualDL appends to an existing file
+    (seen with 2.5), where a hard kill can leave a half-written record, and an earlier run's
+    epochs would remain. A resumed run writes its earlier epochs again from loss.csv."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(folder, VISUALDL_FILE))
+    return log_writer(logdir=folder, file_name=VISUALDL_FILE)
+
+
+def log_epoch_to_visualdl(writer, row, images_per_s=None, grid_path=None):
+    """One epoch's mean losses, its speed and its sample grid (if that PNG exists), at step
+    = epoch. The speed is None for epochs replayed after --resume: loss.csv does not keep it."""
+    from PIL import Image
+    epoch = row["epoch"]
+    for name in (k for k in row if k not in ("epoch", "seconds")):
+        writer.add_scalar(f"loss/{name}", row[name], epoch)
+    if images_per_s is not None:
+        writer.add_scalar("speed/images_per_s", images_per_s, epoch)
+    if grid_path is not None and os.path.isfile(grid_path):
+        with Image.open(grid_path) as image:
+            # a writable copy: VisualDL rescales images with values in [0, 1] in place
+            pixels = np.array(image.convert("L"))
+        writer.add_image("samples", pixels, epoch, dataformats="HW")
+    writer.flush()  # so a running VisualDL board shows each epoch as it ends
+
+
+def progress_bar(enabled=True):
+    """tqdm on a terminal; silent (log lines only) when output goes to a file, and in all but
+    the first data-parallel process."""
+    from tqdm import tqdm
+    return lambda **kw: tqdm(leave=False, disable=None if enabled else True, dynamic_ncols=True,
+                             **kw)

@@ -28,7 +28,8 @@ DECODER_LABEL_MODES = ("supervised",) + CATEGORICAL_MODES
 
 # The settings train.py takes (the rest of Config serves evaluation).
 TRAIN_KEYS = [
-    "data_dir", "N_train", "N", "latent_dim", "std", "dropout", "encoder", "eps_std",
+    "data_dir", "N_train", "N", "latent_dim", "std", "dropout", "architecture", "encoder",
+    "eps_std",
     "disc_noise", "n_epochs", "batch_size", "gen_lr", "reg_lr", "seed", "save_every",
     "sample_every", "resume", "device", "model_dir", "images_dir", "logs_dir", "visualdl",
     "prior", "n_components", "gmm_radius", "gmm_radial_std", "gmm_tangential_std",
@@ -85,8 +86,8 @@ _CODE_2D = {"latent_dim": 2, **_PAPER_ENCODER}
 _LABELS_2D = {**_CODE_2D, "labels": "regularization", "reg_lr": 1e-3}
 # The supervised AAE: a N(0, 1) style prior, a discriminator that also sees the label
 # (label_critic, not in the paper) and regularization at 5e-4. Measured here
-# (results/screens/supervised_style/, 10k images, 10 epochs, 14 settings; docs/code_space.md
-# §4): with the paper's unconditioned discriminator the style code kept part of the digit's
+# (results/screens/supervised_style/, 10k images, 10 epochs, 14 settings; docs/code_space.md,
+# Figures 6-7): with the paper's unconditioned discriminator the style code kept part of the digit's
 # identity at every rate tried (label_control 0.12-0.65) or, at reg_lr 1e-3 with gen_lr 2e-4,
 # lost its style (style_spread <= 0.006); the label critic at 5e-4 gave label_control 0.91
 # with a style per row.
@@ -151,6 +152,7 @@ USED_ONLY_WITH = {
     "input_noise": ("labels", ("semi_supervised", "clustering", "classifier")),
     "label_critic": ("labels", "supervised"),
     "eps_std": ("encoder", "gaussian"),
+    "architecture": ("labels", "none"),
     "cluster_head_eta": ("cluster_heads", True),
     "class_lr": ("labels", ("semi_supervised", "classifier")),
     "gen_momentum": ("optimizer", "momentum"),
@@ -172,6 +174,19 @@ def _applies(cfg, name):
 PRESETS = {
     "likelihood": ("paper §3 / Table 1: the MNIST likelihood model, 8-d Gaussian prior "
                    "(= the defaults)", {}),
+    # The reference reproduction's comparison (its README; reported without logs): its model
+    # without dropout, and the network of eriklindernoren/PyTorch-GAN's aae.py; and the
+    # paper's own deterministic encoder. Each the Table 1 model otherwise.
+    "likelihood_no_dropout": ("Table 1 model without its dropout layers (the reference's "
+                              "comparison)", {"dropout": 0.0,
+                                              **_run_dirs("likelihood_no_dropout")}),
+    "likelihood_pytorch_gan": ("Table 1 training with the network of PyTorch-GAN's aae.py: "
+                               "512 units, LeakyReLU, batch norm, no dropout, eps ~ N(0, 1) "
+                               "(the reference's comparison)",
+                               {"architecture": "pytorch_gan", "N": 512, "dropout": 0.0,
+                                "eps_std": 1.0, **_run_dirs("likelihood_pytorch_gan")}),
+    "likelihood_deterministic": ("Table 1 model with the paper's deterministic encoder z = mu",
+                                 {**_PAPER_ENCODER, **_run_dirs("likelihood_deterministic")}),
     "gaussian_2d": ("Figure 2a/2e: 2-d code, 2-d Gaussian prior, no labels",
                     {**_CODE_2D, **_FIGURE_EPOCHS, **_run_dirs("gaussian_2d")}),
     "gmm_2d": ("Figure 2b: 2-d code, mixture of 10 2-d Gaussians, no labels",
@@ -253,6 +268,11 @@ class Config:
                             "(the reconstruction target stays clean; 0 = none, as the reference; "
                             "a lever for q(y|x), which fits 1,000 labels within a few "
                             "epochs, docs/categorical.md)", low=0.0)
+    architecture: str = _f("reference", "reference: the layers of network.py (paper Appendix A, "
+                           "the reference's dropout); pytorch_gan: those of "
+                           "eriklindernoren/PyTorch-GAN's aae.py at --N units (LeakyReLU, "
+                           "batch norm, no dropout), for the likelihood model",
+                           choices=("reference", "pytorch_gan"))
     encoder: str = _f("gaussian", "gaussian: z = mu + exp(logvar/2) * eps (reference); "
                       "deterministic: z = mu (the paper's choice)",
                       choices=("gaussian", "deterministic"))
@@ -289,7 +309,7 @@ class Config:
     label_critic: bool = _f(False, "with --labels supervised: the discriminator also sees each "
                             "code's one-hot label, next to prior samples drawn whatever the "
                             "label, so a style code that still tells the class is penalised "
-                            "(not in the paper; docs/code_space.md §4)")
+                            "(not in the paper; docs/code_space.md, Figures 6-7)")
     n_labeled: int = _f(10000, "with --labels regularization or semi_supervised: training images "
                         "that keep their label, the same number from each class (paper §2.3, "
                         "Figure 4: 10k; §5, Table 2: 100, 1000); semi_supervised with at least "
@@ -412,6 +432,8 @@ class Config:
         if self.labels in ("semi_supervised", "classifier") and self.n_categories != N_CLASSES:
             raise UserError(f"--labels {self.labels}: q(y|x) has one category per digit: "
                             f"--n_categories must be {N_CLASSES}, got {self.n_categories}")
+        if self.architecture == "pytorch_gan" and self.dropout != 0:
+            raise UserError("--architecture pytorch_gan has no dropout layers: use --dropout 0")
         if self.batch_size > self.N_train:
             raise UserError(f"--batch_size {self.batch_size} is larger than the {self.N_train} "
                             f"training images of --N_train")

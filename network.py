@@ -58,18 +58,34 @@ def hidden_stack(in_dim, hidden, dropout):
     ]
 
 
+def leaky_stack(in_dim, widths, batch_norm):
+    """Linear and LeakyReLU(0.2) per width, batch normalisation before the second activation
+    if ``batch_norm``: the layers of eriklindernoren/PyTorch-GAN's aae.py, the network the
+    reference reproduction compared itself with (``--architecture pytorch_gan``)."""
+    layers = []
+    for i, width in enumerate(widths):
+        layers.append(nn.Linear(in_dim, width))
+        if batch_norm and i == 1:
+            layers.append(nn.BatchNorm1D(width))
+        layers.append(nn.LeakyReLU(0.2))
+        in_dim = width
+    return layers
+
+
 class Encoder(nn.Layer):
     """q(z|x). ``kind='gaussian'``: z = mu + exp(logvar / 2) * eps with eps ~ N(0, eps_std^2),
     drawn in train and eval mode alike (as the reference does; its eps_std is the prior's 5).
-    ``kind='deterministic'``: z = mu, the encoder the paper used for its likelihood result."""
+    ``kind='deterministic'``: z = mu, the encoder the paper used for its likelihood result.
+    ``body``: other hidden layers than the reference's (ending in ``hidden`` units)."""
 
-    def __init__(self, in_dim, hidden, latent_dim, dropout=0.2, kind="gaussian", eps_std=5.0):
+    def __init__(self, in_dim, hidden, latent_dim, dropout=0.2, kind="gaussian", eps_std=5.0,
+                 body=None):
         super().__init__()
         if kind not in ("gaussian", "deterministic"):
             raise ValueError(f"unknown encoder kind {kind!r}")
         self.kind = kind
         self.eps_std = float(eps_std)
-        self.model = nn.Sequential(*hidden_stack(in_dim, hidden, dropout))
+        self.model = nn.Sequential(*(body or hidden_stack(in_dim, hidden, dropout)))
         self.mu = nn.Linear(hidden, latent_dim)
         self.logvar = nn.Linear(hidden, latent_dim) if kind == "gaussian" else None
 
@@ -111,11 +127,11 @@ class Decoder(nn.Layer):
     receives the one-hot label y, so that the code z is left to learn the style (and the
     categorical AAE's, which receives q(y|x), paper Figure 8)."""
 
-    def __init__(self, latent_dim, hidden, out_dim, dropout=0.2, label_dim=0):
+    def __init__(self, latent_dim, hidden, out_dim, dropout=0.2, label_dim=0, body=None):
         super().__init__()
         self.label_dim = int(label_dim)
-        self.model = nn.Sequential(*hidden_stack(latent_dim + self.label_dim, hidden, dropout),
-                                   nn.Linear(hidden, out_dim))
+        body = body or hidden_stack(latent_dim + self.label_dim, hidden, dropout)
+        self.model = nn.Sequential(*body, nn.Linear(hidden, out_dim))
 
     @property
     def out_dim(self):
@@ -140,14 +156,14 @@ class Discriminator(nn.Layer):
     z it is shown (prior samples and codes alike; the label is left as it is), which blurs what
     the discriminator can tell apart. 0, the default, draws nothing."""
 
-    def __init__(self, latent_dim, hidden, dropout=0.2, label_dim=0, noise_std=0.0):
+    def __init__(self, latent_dim, hidden, dropout=0.2, label_dim=0, noise_std=0.0, body=None):
         super().__init__()
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
         self.label_dim = int(label_dim)
         self.noise_std = float(noise_std)
-        self.model = nn.Sequential(*hidden_stack(latent_dim + self.label_dim, hidden, dropout),
-                                   nn.Linear(hidden, 1))
+        body = body or hidden_stack(latent_dim + self.label_dim, hidden, dropout)
+        self.model = nn.Sequential(*body, nn.Linear(hidden, 1))
 
     def forward(self, z, y_onehot=None):
         z = add_noise(z, self.noise_std, self.training)
@@ -157,9 +173,29 @@ class Discriminator(nn.Layer):
 def build_networks(cfg, in_dim, decoder_labels=0, discriminator_labels=0):
     """The three networks for a Config; ``in_dim`` comes from the data (784 pixels for MNIST).
     The label units are 0 for the likelihood model (families/labels.py sets them)."""
+    if cfg.architecture == "pytorch_gan":
+        return pytorch_gan_networks(cfg, in_dim)
     return {
         "encoder": Encoder(in_dim, cfg.N, cfg.latent_dim, cfg.dropout, cfg.encoder, cfg.eps_std),
         "decoder": Decoder(cfg.latent_dim, cfg.N, in_dim, cfg.dropout, decoder_labels),
         "discriminator": Discriminator(cfg.latent_dim, cfg.N, cfg.dropout, discriminator_labels,
                                        noise_std=cfg.disc_noise),
+    }
+
+
+def pytorch_gan_networks(cfg, in_dim):
+    """The networks of eriklindernoren/PyTorch-GAN's aae.py at ``cfg.N`` units (its 512):
+    encoder in-N-N with batch normalisation before the second LeakyReLU, then mu and logvar
+    heads (z = mu + exp(logvar / 2) * eps, its eps ~ N(0, 1) with ``--eps_std 1``); decoder
+    latent-N-N-in likewise; discriminator latent-N-N/2-1, no batch normalisation. No dropout.
+    Trained here by the reference's phases and losses (README, deviations)."""
+    n = cfg.N
+    return {
+        "encoder": Encoder(in_dim, n, cfg.latent_dim, kind=cfg.encoder, eps_std=cfg.eps_std,
+                           body=leaky_stack(in_dim, (n, n), batch_norm=True)),
+        "decoder": Decoder(cfg.latent_dim, n, in_dim,
+                           body=leaky_stack(cfg.latent_dim, (n, n), batch_norm=True)),
+        "discriminator": Discriminator(cfg.latent_dim, n // 2, noise_std=cfg.disc_noise,
+                                       body=leaky_stack(cfg.latent_dim, (n, n // 2),
+                                                        batch_norm=False)),
     }

@@ -206,6 +206,8 @@ def test_label_regularization_routes_labelled_codes_to_their_component(prior_nam
 # ---- every preset: a few steps, then its figures ------------------------------------------------
 FIGURES = {
     "likelihood": ["latent.png", "prior_samples.png"],
+    **{name: ["latent.png", "prior_samples.png"] for name in (
+        "likelihood_no_dropout", "likelihood_pytorch_gan", "likelihood_deterministic")},
     "gaussian_2d": ["latent.png", "prior_samples.png", "manifold.png"],
     "gmm_2d": ["latent.png", "prior_samples.png"] + [f"manifold_component{k}.png"
                                                       for k in range(10)],
@@ -313,3 +315,35 @@ def test_label_runs_resume_exactly(tmp_path, mnist_dir):
         [r["recon_loss"] for r in straight["history"]]
     assert [r["d_loss"] for r in resumed["history"]] == \
         [r["d_loss"] for r in straight["history"]]
+
+
+# ---- the reference's comparison: its model without dropout, and PyTorch-GAN's network -----------
+def test_comparison_presets_change_only_what_they_name():
+    base = parse([]).to_dict()
+    for preset, changed in (("likelihood_no_dropout", {"dropout": 0.0}),
+                            ("likelihood_deterministic", {"encoder": "deterministic"}),
+                            ("likelihood_pytorch_gan", {"architecture": "pytorch_gan", "N": 512,
+                                                        "dropout": 0.0, "eps_std": 1.0})):
+        values = parse(["--preset", preset]).to_dict()
+        differ = {k: v for k, v in values.items()
+                  if v != base[k] and k not in ("preset", "model_dir", "images_dir", "logs_dir")}
+        assert differ == changed, preset
+
+
+def test_pytorch_gan_networks_have_its_layers():
+    import paddle.nn as nn
+    cfg = parse(["--preset", "likelihood_pytorch_gan"])
+    nets = build_networks(cfg, 784)
+    kinds = {name: [type(layer).__name__ for layer in net.model] for name, net in nets.items()}
+    assert kinds["encoder"] == ["Linear", "LeakyReLU", "Linear", "BatchNorm1D", "LeakyReLU"]
+    assert kinds["decoder"] == ["Linear", "LeakyReLU", "Linear", "BatchNorm1D", "LeakyReLU",
+                                "Linear"]
+    assert kinds["discriminator"] == ["Linear", "LeakyReLU", "Linear", "LeakyReLU", "Linear"]
+    assert nets["discriminator"].model[2].weight.shape == [512, 256]
+    assert nets["encoder"].mu.weight.shape == [512, 8] and nets["encoder"].eps_std == 1.0
+    assert all(layer.extra_repr().startswith("negative_slope=0.2") for net in nets.values()
+               for layer in net.model if isinstance(layer, nn.LeakyReLU))
+    with pytest.raises(UserError, match="has no dropout layers: use --dropout 0"):
+        parse(["--architecture", "pytorch_gan"])
+    with pytest.raises(UserError, match="--architecture is used only with --labels none"):
+        parse(["--preset", "cluster_16", "--architecture", "pytorch_gan", "--dropout", "0"])

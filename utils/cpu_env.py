@@ -79,6 +79,10 @@ def configure():
     settings = {k: os.environ.get(k) for k in ("MKL_DEBUG_CPU_TYPE", "OMP_NUM_THREADS")}
     settings["malloc_keeps_freed_memory"] = keep_freed_memory()
     warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+    # BatchNorm1D (--architecture pytorch_gan) warns at every training forward that it tracks
+    # the running statistics, which is what it should do
+    warnings.filterwarnings("ignore", message="When training, we now always track global mean",
+                            category=UserWarning)
     return settings
 
 

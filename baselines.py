@@ -68,7 +68,8 @@ def kmeans_baseline(k, data, seed, n_init, log):
     scores = {part: centre_scores(data[f"x_{part}"], kmeans.cluster_centers_)
               for part in ("train", "valid", "test")}
     result = {"k": k, "seed": seed, "n_init": n_init, "inertia": float(kmeans.inertia_),
-              "n_train": len(data["x_train"]), "n_test": len(data["x_test"]),
+              "n_train": len(data["x_train"]), "n_valid": len(data["x_valid"]),
+              "n_test": len(data["x_test"]),
               **label_clusters(scores["train"], data["y_train"], scores["valid"],
                                data["y_valid"], scores["test"], data["y_test"]),
               "sklearn": sklearn_version, "seconds": time.perf_counter() - t0}
@@ -88,6 +89,7 @@ def parse_args(argv):
     parser.add_argument("--n_init", type=int, default=N_INIT,
                         help=f"k-means restarts, the best kept (default: {N_INIT})")
     args = parser.parse_args([] if argv is None else list(argv))
+    args.k = list(dict.fromkeys(args.k))  # each K once, in the order given
     # the Config's checks of these options (batch_size 1: baselines.py takes no mini-batches)
     config.Config(data_dir=args.data_dir, N_train=args.N_train, seed=args.seed,
                   logs_dir=args.logs_dir, batch_size=1).validate()

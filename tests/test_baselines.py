@@ -12,16 +12,34 @@ import pytest
 import baselines
 from conftest import ROOT
 from utils.errors import UserError
+from utils.log import get_logger
 
 pytest.importorskip("sklearn")
 
 
 def blobs(n_per_class, seed, classes=(3, 7, 5)):
-    """Three far-apart 4-pixel clusters whose digit labels are ``classes``."""
+    """Far-apart clusters of (len(classes) + 1)-pixel images, one per digit label of
+    ``classes``."""
     rng = np.random.default_rng(seed)
-    centres = np.eye(4)[:len(classes)] * 10
-    x = np.concatenate([c + rng.normal(0, 0.3, (n_per_class, 4)) for c in centres])
+    pixels = len(classes) + 1
+    centres = np.eye(pixels)[:len(classes)] * 10
+    x = np.concatenate([c + rng.normal(0, 0.3, (n_per_class, pixels)) for c in centres])
     return x.astype(np.float32), np.repeat(classes, n_per_class)
+
+
+def blob_split(classes=(3, 7, 5)):
+    """A train / valid / test split of ``blobs`` shaped like load_split's."""
+    data = {}
+    for part, n, seed in (("train", 50, 0), ("valid", 5, 1), ("test", 20, 2)):
+        data[f"x_{part}"], data[f"y_{part}"] = blobs(n, seed, classes)
+    return data
+
+
+def quiet_log(tmp_path):
+    return get_logger("baselines_test", str(tmp_path / "baselines.log"))
+
+
+RULES = ("test_error", "test_error_valid_labels", "test_error_majority_labels")
 
 
 def test_centre_scores_rank_by_distance():
@@ -76,11 +94,81 @@ def test_bad_option_is_one_line_on_the_command_line():
     assert done.stderr.strip().splitlines()[-1].startswith("error: --k must be at least 2")
 
 
-@pytest.mark.parametrize("k", [16, 30])
-def test_committed_results_are_whole(k):
-    with open(os.path.join(ROOT, "results", "baselines", f"kmeans_{k}.json")) as f:
+def test_the_whole_fit_gets_separable_clusters_right_by_every_rule(tmp_path):
+    result = baselines.kmeans_baseline(3, blob_split(), seed=0, n_init=2,
+                                       log=quiet_log(tmp_path))
+    for rule in RULES:
+        assert result[rule] == 0.0, rule
+    assert result["k"] == 3 and result["n_init"] == 2 and result["inertia"] > 0
+    assert (result["n_train"], result["n_valid"], result["n_test"]) == (150, 15, 60)
+    assert "K = 3: test error 0.00%" in (tmp_path / "baselines.log").read_text()
+
+
+def test_permuted_digit_labels_are_recovered(tmp_path):
+    """The same images under a permutation of the ten digits: every rule labels each cluster
+    with the permuted digit, and the errors stay 0."""
+    classes = np.arange(10)
+    permutation = np.random.default_rng(3).permutation(10)
+    data = blob_split(tuple(classes))
+    permuted = {key: (permutation[value] if key.startswith("y_") else value)
+                for key, value in data.items()}
+    log = quiet_log(tmp_path)
+    plain = baselines.kmeans_baseline(10, data, seed=0, n_init=3, log=log)
+    moved = baselines.kmeans_baseline(10, permuted, seed=0, n_init=3, log=log)
+    for rule in RULES:
+        assert plain[rule] == moved[rule] == 0.0, rule
+    for key in ("cluster_labels", "valid_cluster_labels", "majority_cluster_labels"):
+        assert sorted(plain[key]) == list(range(10))  # one cluster per digit
+        assert moved[key] == permutation[plain[key]].tolist(), key
+
+
+def test_each_k_is_run_once():
+    assert baselines.parse_args(["--k", "30", "16", "30"]).k == [30, 16]
+
+
+def test_missing_split_is_one_line_on_the_command_line(tmp_path):
+    done = subprocess.run([sys.executable, "baselines.py", "--k", "16", "--data_dir",
+                           str(tmp_path / "nowhere"), "--logs_dir", str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "mnist_split.npz not found" in last
+    assert not (tmp_path / "out" / "kmeans_16.json").exists()
+
+
+COMMITTED = [("kmeans_16.json", 16, 0), ("kmeans_30.json", 30, 0),
+             (os.path.join("seed1", "kmeans_16.json"), 16, 1)]
+
+
+@pytest.mark.parametrize("name,k,seed", COMMITTED)
+def test_committed_results_are_whole(name, k, seed, tmp_path):
+    folder = os.path.join(ROOT, "results", "baselines")
+    with open(os.path.join(folder, name)) as f:
         saved = json.load(f)
-    assert saved["k"] == k and saved["seed"] == 0 and saved["n_train"] == 59000
-    assert len(saved["cluster_labels"]) == len(saved["majority_cluster_labels"]) == k
-    for name in ("test_error", "test_error_valid_labels", "test_error_majority_labels"):
-        assert 0.0 < saved[name] < 1.0
+    # the keys the script writes now, re-derived from a small run
+    fresh = baselines.kmeans_baseline(3, blob_split(), seed=0, n_init=1,
+                                      log=quiet_log(tmp_path))
+    assert set(saved) == set(fresh) | {"command"}
+    assert saved["k"] == k and saved["seed"] == seed and saved["n_init"] >= 10
+    assert (saved["n_train"], saved["n_valid"], saved["n_test"]) == (59000, 1000, 10000)
+    for key in ("cluster_labels", "valid_cluster_labels", "majority_cluster_labels"):
+        assert len(saved[key]) == k and set(saved[key]) <= set(range(10)), key
+    assert len(saved["test_category_sizes"]) == k
+    assert sum(saved["test_category_sizes"]) == saved["n_test"]
+    for key in RULES + ("inertia", "seconds"):
+        assert np.isfinite(saved[key]) and saved[key] > 0, key
+    for rule in RULES:  # an error is a multiple of 1 / n_test
+        assert 0.0 < saved[rule] < 1.0
+        wrong = saved[rule] * saved["n_test"]
+        assert wrong == pytest.approx(round(wrong))
+    # the recorded command gives back this K, seed, restarts and folder, and the README names it
+    command = saved["command"].split()
+    assert command[:2] == ["python", "baselines.py"]
+    args = baselines.parse_args(command[2:])
+    assert k in args.k and args.seed == seed and args.n_init == saved["n_init"]
+    assert os.path.normpath(os.path.join(ROOT, args.logs_dir)) == \
+        os.path.dirname(os.path.join(folder, name))
+    with open(os.path.join(folder, "README.md")) as f:
+        assert f"`OMP_NUM_THREADS=1 {saved['command']}`" in f.read()

@@ -153,6 +153,9 @@ USED_ONLY_WITH = {
     "label_critic": ("labels", "supervised"),
     "eps_std": ("encoder", "gaussian"),
     "architecture": ("labels", "none"),
+    # Table 2's classifier baseline has no decoder, no discriminator and no reconstruction
+    **{name: ("labels", ("none", "regularization", "supervised", "semi_supervised",
+                         "clustering")) for name in ("disc_noise", "gen_lr", "reg_lr")},
     "cluster_head_eta": ("cluster_heads", True),
     "class_lr": ("labels", ("semi_supervised", "classifier")),
     "gen_momentum": ("optimizer", "momentum"),
@@ -251,7 +254,8 @@ class Config:
     # ---- data -------------------------------------------------------------------------
     data_dir: str = _f("data", "folder holding the split written by data_maker.py")
     N_train: int = _f(59000, "training images used (reference: 59,000 of MNIST's 60k)")
-    N_valid: int = _f(1000, "validation images, used only to choose the Parzen sigma (reference)")
+    N_valid: int = _f(1000, "validation images: they choose the Parzen sigma (reference) and give "
+                      "the categorical models' error after each epoch")
     N_test: int = _f(10000, "test images the log-likelihood is reported on (reference: all 10k)")
     # ---- model ------------------------------------------------------------------------
     N: int = _f(1200, "hidden units per layer (paper Appendix A; reference)")
@@ -263,7 +267,8 @@ class Config:
                            "prior sample a discriminator sees (0 = none, as the paper and the "
                            "reference; 0.3 in musyoku/adversarial-autoencoder's categorical "
                            "models)", low=0.0)
-    input_noise: float = _f(0.0, "with --labels semi_supervised or clustering: std of the "
+    input_noise: float = _f(0.0, "with --labels semi_supervised, clustering or classifier: std of "
+                            "the "
                             "Gaussian noise added, in training, to the images the encoder sees "
                             "(the reconstruction target stays clean; 0 = none, as the reference; "
                             "a lever for q(y|x), which fits 1,000 labels within a few "
@@ -310,11 +315,13 @@ class Config:
                             "code's one-hot label, next to prior samples drawn whatever the "
                             "label, so a style code that still tells the class is penalised "
                             "(not in the paper; docs/code_space.md, Figures 6-7)")
-    n_labeled: int = _f(10000, "with --labels regularization or semi_supervised: training images "
+    n_labeled: int = _f(10000, "with --labels regularization, semi_supervised or classifier: "
+                        "training images "
                         "that keep their label, the same number from each class (paper §2.3, "
                         "Figure 4: 10k; §5, Table 2: 100, 1000); semi_supervised with at least "
                         "--N_train: every image")
-    n_categories: int = _f(10, "with --labels semi_supervised or clustering: categories of y "
+    n_categories: int = _f(10, "with --labels semi_supervised, clustering or classifier: "
+                           "categories of y "
                            "(paper §5: one per digit; §6, Table 3: 16 or 30 clusters)", low=2)
     cluster_heads: bool = _f(False, "with --labels semi_supervised or clustering: the decoder "
                              "gets r = y W + z instead of [z, y], W holding one learned cluster "
@@ -332,7 +339,7 @@ class Config:
     batch_size: int = _f(100, "mini-batch size (paper Appendix A; reference)")
     gen_lr: float = _f(2e-4, "learning rate of the reconstruction phase (reference's Adam)")
     reg_lr: float = _f(1e-4, "learning rate of both regularization phases (reference's Adam)")
-    class_lr: float = _f(2e-4, "with --labels semi_supervised: learning rate of the "
+    class_lr: float = _f(2e-4, "with --labels semi_supervised or classifier: learning rate of the "
                          "classification phase (with Adam chosen as gen_lr)")
     optimizer: str = _f("adam", "adam: Adam in every phase (the reference's); momentum: SGD "
                         "with momentum, every rate divided by 10 at each of lr_decay_epochs "

@@ -188,7 +188,7 @@ def pytorch_gan_networks(cfg, in_dim):
     encoder in-N-N with batch normalisation before the second LeakyReLU, then mu and logvar
     heads (z = mu + exp(logvar / 2) * eps, its eps ~ N(0, 1) with ``--eps_std 1``); decoder
     latent-N-N-in likewise; discriminator latent-N-N/2-1, no batch normalisation. No dropout.
-    Trained here by the reference's phases and losses (README, deviations)."""
+    Trained here by the reference's phases and losses, not PyTorch-GAN's (docs/deviations.md)."""
     n = cfg.N
     return {
         "encoder": Encoder(in_dim, n, cfg.latent_dim, kind=cfg.encoder, eps_std=cfg.eps_std,

@@ -46,8 +46,9 @@ from utils.steps import (average_gradients, discriminator_loss, frozen, generato
                          make_optimizers, no_sync, set_learning_rates, update)
 
 TRAIN_KEYS = config.TRAIN_KEYS
-# Settings that may differ between a run and its resumption (they do not change the math).
 LOSS_NAMES = ("recon_loss", "d_loss", "g_loss")  # the likelihood model's, in loss.csv
+PROGRESS_EVERY = 20  # steps between updates of the progress bar's figures
+# Settings that may differ between a run and its resumption (they do not change the math).
 RESUMABLE_CHANGES = {"n_epochs", "resume", "device", "save_every", "sample_every",
                      "model_dir", "images_dir", "logs_dir", "data_dir", "visualdl", "preset"}
 
@@ -100,7 +101,7 @@ class LikelihoodAAE:
 
     data_parts = ("train",)  # the parts of the split it uses
     data_parallel = True  # whether it can be sharded over processes
-    metric_names = ()
+    metric_names = ()  # the names epoch_metrics returns (loss.csv columns after the losses)
 
     @staticmethod
     def build_networks(cfg, in_dim, n_classes=None):
@@ -151,10 +152,11 @@ def model_family(cfg):
 # ---------------------------------------------------------------------------------------
 # Checkpoint and resume
 # ---------------------------------------------------------------------------------------
-def resume_options(saved):
+def resume_options(saved, n_epochs):
     """The train.py options that reproduce a saved config's training settings."""
     base = config.resolve({"preset": saved.get("preset")}).to_dict()
     options = [f"--preset {saved['preset']}"] if saved.get("preset") else []
+    options.append(f"--n_epochs {n_epochs}")
     for key in TRAIN_KEYS:
         if key in ("preset", "resume", "n_epochs") or key not in saved:
             continue
@@ -173,23 +175,7 @@ def check_resumable(saved, cfg, path):
              if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != now[k]]
     if diffs:
         raise UserError(f"--resume: {path} was trained with other settings ({'; '.join(diffs)}); "
-                        f"resume it with: python train.py --resume {resume_options(saved)}")
-
-
-def check_same_split(meta, split, path, log):
-    """Refuse to resume on other images than the run was trained on."""
-    if "split" not in meta:  # checkpoints made before the split was recorded
-        log.info("%s records no data split (an older checkpoint); assuming the current one", path)
-    elif meta["split"] != split:
-        raise UserError(f"--resume: {path} was trained on another data split ({meta['split']}); "
-                        f"the split in --data_dir is {split}: remake that split with "
-                        "data_maker.py, or start a new run without --resume")
-
-
-def split_record(meta, n_train):
-    """What identifies the training images: the split's seed, sizes and validation indices."""
-    return {"seed": meta.get("seed"), "n_valid": meta.get("n_valid"), "n_train": n_train,
-            "valid_indices_sha256": meta.get("valid_indices_sha256")}
+                        f"resume it with: python train.py --resume {resume_options(saved, cfg.n_epochs)}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -210,7 +196,7 @@ def main(argv=None):
         ensure_folder(cfg.model_dir, "--model_dir")
         ensure_folder(cfg.images_dir, "--images_dir")
         ensure_folder(cfg.logs_dir, "--logs_dir")
-    with run.RunLock(cfg.model_dir) if is_main else contextlib.nullcontext():
+    with run.RunLock(cfg.model_dir, cfg.logs_dir) if is_main else contextlib.nullcontext():
         return train(cfg, family, data, device, rank, world, log_writer)
 
 
@@ -236,25 +222,27 @@ def train(cfg, family, data, device, rank, world, log_writer):
                         f"{world} and --N_train divisible by --batch_size (got {cfg.batch_size} "
                         f"and {n_train}), so that every process gets equal shards")
     shard = cfg.batch_size // world  # rows of each mini-batch this process works on
-    split = split_record(data["meta"], n_train)
+    split = checkpoint.split_record(data["meta"], n_train)
 
     start_epoch, start_batch, partial_sums, history = 0, 0, dict.fromkeys(names, 0.0), []
     if cfg.resume:
         if not os.path.isfile(last_path):
             raise UserError(f"--resume: no {last_path} to resume from; start without --resume")
-        meta, arrays = checkpoint.load(last_path)
+        meta, arrays = checkpoint.load_resume_point(last_path, names)
         check_resumable(meta["config"], cfg, last_path)
-        check_same_split(meta, split, last_path, log)
+        checkpoint.check_same_split(meta, split, last_path, log)
         start_epoch, start_batch = meta["epoch"], meta["batch"]
         if start_epoch >= cfg.n_epochs:
             raise UserError(f"--resume: {last_path} has already trained {start_epoch} epochs; "
                             f"pass --n_epochs larger than {start_epoch} to train on")
-        history = run.read_history(csv_path, start_epoch)
+        history = run.read_history(csv_path, start_epoch, columns)
         checkpoint.restore_networks(nets, arrays, last_path)
         checkpoint.restore_optimizers(opts, arrays, last_path)
         partial_sums = dict(zip(names, meta["partial_sums"]))
     elif os.path.isfile(last_path):
         checkpoint.refuse_to_replace_unfinished(last_path)
+        log.info("a new run: it replaces the finished run's resume point %s and outputs of the "
+                 "same names (model*.npz of later epochs stay)", last_path)
     for name in checkpoint.remove_stale_temporaries(cfg.model_dir) if is_main else ():
         log.info("removed %s, left by an interrupted write", name)
     log.info("resumed from %s at epoch %d, batch %d" % (last_path, start_epoch, start_batch)
@@ -288,21 +276,21 @@ def train(cfg, family, data, device, rank, world, log_writer):
                           nrow=grid[2])
 
     def write_epoch_outputs(epoch, row, images_per_s, vdl):
-        """loss.csv first, then the resume point (so a failure between them loses no row),
-        the sample grid, the kept checkpoint and the loss plot."""
+        """Every output of the epoch, the resume point last: if a write fails, the resumed
+        run trains the epoch again and writes them all, so none is lost."""
         run.write_loss_csv(csv_path, history, columns)
-        save_state(epoch + 1, 0, dict.fromkeys(names, 0.0))
-        grid_path = None
-        if grid is not None and (epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1):
-            grid_path = save_samples(epoch)
-        if vdl is not None:
-            run.log_epoch_to_visualdl(vdl, row, images_per_s, grid_path)
         if (epoch + 1) % cfg.save_every == 0 or epoch == cfg.n_epochs - 1:
             path = os.path.join(cfg.model_dir, f"model{epoch}.npz")
             checkpoint.save(path, nets, {"config": cfg.to_dict(), "epoch": epoch + 1,
                                          "split": split})
             log.info("saved %s", path)
+        grid_path = None
+        if grid is not None and (epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1):
+            grid_path = save_samples(epoch)
+        if vdl is not None:
+            run.log_epoch_to_visualdl(vdl, row, images_per_s, grid_path)
         plot_losses(history, os.path.join(cfg.images_dir, "loss_curve.png"))
+        save_state(epoch + 1, 0, dict.fromkeys(names, 0.0))
 
     # created only now, so a refused --resume leaves the old VisualDL file alone
     vdl = (run.open_visualdl(log_writer, os.path.join(cfg.logs_dir, "vdl"))
@@ -343,7 +331,7 @@ def train(cfg, family, data, device, rank, world, log_writer):
                     sums[name] += losses[name] * rows
                 steps_run += 1
                 bar.update(1)
-                if bar.n % 20 == 0:
+                if bar.n % PROGRESS_EVERY == 0:
                     seen = (batch + 1 - first) * cfg.batch_size
                     bar.set_postfix({k: f"{v:.4f}" for k, v in list(losses.items())[:3]},
                                     img_per_s=f"{seen / (time.perf_counter() - t_epoch):.0f}")
@@ -365,7 +353,7 @@ def train(cfg, family, data, device, rank, world, log_writer):
                      "  ".join(f"{k} {row[k]:.6f}" for k in columns), seconds, images_per_s)
             if is_main:
                 write_epoch_outputs(epoch, row, images_per_s, vdl)
-            if stop_now:
+            if stop_now and epoch + 1 < cfg.n_epochs:  # after the last epoch: finished
                 log.info("interrupted after epoch %d; continue with --resume", epoch)
                 raise KeyboardInterrupt
 

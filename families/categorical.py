@@ -15,6 +15,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from config import N_CLASSES
+from families.labels import labeled_subset  # the same seeded draw as label regularization
 from network import Decoder, Discriminator, add_noise, hidden_stack, with_label
 from priors import CategoricalPrior, PaddleRandom, build_prior, grid_codes
 from utils import run
@@ -159,7 +160,6 @@ def classification_phase(x_labeled, y_labeled, nets, opts, sync=no_sync):
 def semi_supervised_subset(y, n_labeled, n_classes, seed):
     """The labelled training images (paper §5: 100, 1000 or all labels): indices into y, the
     same number of each class, fixed by the seed; all of them when n_labeled >= len(y)."""
-    from families.labels import labeled_subset  # the same seeded draw as label regularization
     if n_labeled >= len(y):
         return np.arange(len(y))
     return labeled_subset(y, n_labeled, 0, n_classes, seed)[0]

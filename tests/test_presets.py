@@ -173,7 +173,7 @@ def test_default_sample_grid_is_the_former_fixed_prior_samples():
 def test_label_regularization_routes_labelled_codes_to_their_component(prior_name):
     """Ten classes of 20-pixel patterns; class c is given the label (3c + 1) % 10, a mapping
     that moves every class, for 80% of the images (the rest unlabelled). After 600 steps of
-    train_step the codes of each class lie in the component of its label, not of its class.
+    the model's step the codes of each class lie in the component of its label, not of its class.
     Seen on seeds 0-3: 0.78-0.90 of the codes in the right component."""
     cfg = config.Config(N=64, latent_dim=2, dropout=0.0, encoder="deterministic",
                         prior=prior_name, labels="regularization", gen_lr=1e-3,

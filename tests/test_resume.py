@@ -3,6 +3,7 @@ the data split is recorded and checked, a finished run is not 'resumed' into not
 training settings are compared, a damaged loss.csv is a one-line error, loss.csv is written
 before the resume point advances, one run per folder at a time, and only the project's own
 temporary files are cleaned up."""
+import json
 import os
 
 import numpy as np
@@ -127,7 +128,7 @@ def test_two_runs_in_one_folder_are_refused(tmp_path, mnist_dir):
     model_dir = tmp_path / "run/model"
     model_dir.mkdir(parents=True)
     with run.RunLock(str(model_dir)):  # as another train.py holds it
-        with pytest.raises(UserError, match="another train.py is using --model_dir"):
+        with pytest.raises(UserError, match="another train.py is using .*model"):
             train.main(base_args(mnist_dir, tmp_path))
     assert not (tmp_path / "run/logs/loss.csv").exists()
     train.main(base_args(mnist_dir, tmp_path))  # released: the folder is usable again
@@ -137,9 +138,11 @@ def test_only_the_projects_own_temporaries_are_removed_and_only_once_resuming(
         tmp_path, mnist_dir):
     train.main(base_args(mnist_dir, tmp_path))
     model_dir = tmp_path / "run/model"
-    mine, theirs = model_dir / "last.npz.x1y2z3.tmp", model_dir / "notes.tmp"
+    mine, theirs = model_dir / "last.npz.x1y2z3w4.tmp", model_dir / "notes.tmp"
+    also_theirs = model_dir / "last.npz.mine.tmp"  # not a name the project's writes use
     mine.write_bytes(b"half a checkpoint")
     theirs.write_text("the user's own file")
+    also_theirs.write_text("the user's own file")
     with pytest.raises(UserError, match="trained with other settings"):  # refused: no clean-up
         train.main(TINY[:-2] + ["--n_epochs", "2", "--resume", "--seed", "5", "--data_dir",
                                 mnist_dir] + run_dirs(tmp_path))
@@ -147,6 +150,7 @@ def test_only_the_projects_own_temporaries_are_removed_and_only_once_resuming(
     train.main(TINY[:-2] + ["--n_epochs", "2", "--resume", "--data_dir", mnist_dir]
                + run_dirs(tmp_path))
     assert not mine.exists() and theirs.read_text() == "the user's own file"
+    assert also_theirs.read_text() == "the user's own file"
 
 
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path, mnist_dir):
@@ -159,3 +163,54 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, mnist_dir):
     for key in a.files:
         if key != "__meta__":
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_two_runs_sharing_a_logs_folder_are_refused(tmp_path, mnist_dir):
+    logs = tmp_path / "shared_logs"
+    logs.mkdir()
+    with run.RunLock(str(logs)):  # another run writes its loss.csv there
+        with pytest.raises(UserError, match="another train.py is using .*shared_logs"):
+            train.main(TINY + ["--data_dir", mnist_dir, "--model_dir", str(tmp_path / "m"),
+                               "--images_dir", str(tmp_path / "i"), "--logs_dir", str(logs)])
+
+
+@pytest.mark.parametrize("spoil", ["weights_only", "short_sums", "bad_record"])
+def test_a_file_that_is_no_resume_point_is_refused(tmp_path, mnist_dir, spoil):
+    train.main(base_args(mnist_dir, tmp_path))
+    last, kept = tmp_path / "run/model/last.npz", tmp_path / "run/model/model0.npz"
+    meta, arrays = checkpoint.load(str(last))
+    if spoil == "weights_only":
+        last.write_bytes(kept.read_bytes())
+    elif spoil == "short_sums":
+        meta["partial_sums"] = meta["partial_sums"][:1]
+        np.savez(str(last), __meta__=np.array(json.dumps(meta)), **arrays)
+    else:
+        np.savez(str(last), __meta__=np.array("{not json"), **arrays)
+    with pytest.raises(UserError, match="--resume: .*last.npz"):
+        train.main(TINY[:-2] + ["--n_epochs", "2", "--resume", "--data_dir", mnist_dir]
+                   + run_dirs(tmp_path))
+
+
+def test_a_loss_csv_of_another_model_is_refused(tmp_path, mnist_dir):
+    train.main(base_args(mnist_dir, tmp_path))
+    csv_path = tmp_path / "run/logs/loss.csv"
+    csv_path.write_text("epoch,class_loss,valid_error,seconds\n0,0.5,0.2,1.0\n")
+    with pytest.raises(UserError, match="it is another run's"):
+        train.main(TINY[:-2] + ["--n_epochs", "2", "--resume", "--data_dir", mnist_dir]
+                   + run_dirs(tmp_path))
+
+
+def test_a_failed_epoch_output_keeps_every_file_and_the_epoch_is_trained_again(
+        tmp_path, mnist_dir):
+    """The resume point is written last: when the sample grid cannot be written, the kept
+    checkpoint of that epoch exists and the resumed run trains the epoch again."""
+    args = TINY[:-2] + ["--n_epochs", "2", "--save_every", "1", "--data_dir", mnist_dir]
+    (tmp_path / "run/images/epoch1.png").mkdir(parents=True)  # in the way of the grid
+    with pytest.raises(UserError, match="epoch1.png"):
+        train.main(args + run_dirs(tmp_path))
+    assert (tmp_path / "run/model/model1.npz").is_file()
+    meta, _ = checkpoint.load(str(tmp_path / "run/model/last.npz"))
+    assert meta["epoch"] == 1
+    (tmp_path / "run/images/epoch1.png").rmdir()
+    out = train.main(args + ["--resume"] + run_dirs(tmp_path))
+    assert [row["epoch"] for row in out["history"]] == [0, 1]

@@ -63,7 +63,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, mnist_dir):
     proc.wait()
     # whatever the moment, the resume point is a complete, loadable checkpoint
     meta, _ = checkpoint.load(str(tmp_path / "killed/model/last.npz"))
-    assert 2 <= meta["epoch"] <= 6
+    # (loss.csv is written before the resume point moves: it may be one epoch ahead)
+    assert 1 <= meta["epoch"] <= 6
     result = train.main(killed + ["--resume"])
     # a write cut off by the kill leaves only a temporary file, which the resumed run removes
     assert not [f for f in os.listdir(tmp_path / "killed/model") if f.endswith(".tmp")]

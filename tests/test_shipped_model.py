@@ -76,7 +76,7 @@ def test_shipped_semi_supervised_model_is_weights_only():
 @pytest.mark.slow
 def test_shipped_semi_supervised_model_reproduces_the_reported_error(tmp_path, mnist_dir):
     """python classify.py --checkpoint model/semi_1000_model99.npz gives results/semi_1000's
-    test error (the 1000-label figure of README §13), digit for digit."""
+    test error (the 1000-label figure of the README), digit for digit."""
     with open(SEMI_RESULT) as f:
         reported = json.load(f)
     result = classify.main(["--checkpoint", SHIPPED_SEMI, "--data_dir", mnist_dir,

@@ -84,7 +84,7 @@ def atomic_write(path, write):
 
 
 # The temporary names atomic_write gives the checkpoints of train.py
-_TEMPORARY = re.compile(r"(last|model\d+)\.npz\.[^.]+\.tmp")
+_TEMPORARY = re.compile(r"(last|model\d+)\.npz\.[a-z0-9_]{8}\.tmp")  # mkstemp's 8 characters
 
 
 def remove_stale_temporaries(folder):
@@ -103,9 +103,10 @@ def refuse_to_replace_unfinished(path):
     try:
         meta, _ = load(path)
         done, total = meta["epoch"], meta["config"]["n_epochs"]
+        unfinished = done < total or meta.get("batch", 0)
     except (UserError, KeyError, TypeError):
         return  # unreadable: nothing to continue from
-    if done < total or meta.get("batch", 0):
+    if unfinished:
         raise UserError(f"{path} holds an unfinished run (epoch {done} of {total}); continue it "
                         "with --resume, or choose another --model_dir, or delete it")
 
@@ -149,7 +150,13 @@ def load(path):
                         "or not made by this project") from None
     if "__meta__" not in arrays:
         raise UserError(f"{path} has no __meta__ record: not a checkpoint of this project")
-    meta = json.loads(str(arrays.pop("__meta__")))
+    try:
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: its __meta__ record is damaged: not a checkpoint of this "
+                        "project, or a damaged one")
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise UserError(f"{path}: unsupported checkpoint format "
                         f"{meta.get('format')!r} version {meta.get('version')!r}")
@@ -198,6 +205,51 @@ def restore_optimizers(optimizers, arrays, path):
                 if key.startswith(local_name + "/"):
                     state[f"{global_name}_{key[len(local_name) + 1:]}"] = value
         optimizer.set_state_dict(state)
+
+
+# ---------------------------------------------------------------------------------------
+# Resume points of train.py
+# ---------------------------------------------------------------------------------------
+def load_resume_point(path, names):
+    """The record and arrays of a resume point ``path``, refused unless it is one (a
+    weights-only model*.npz, a damaged record) for a model with the losses ``names``."""
+    try:
+        meta, arrays = load(path)
+    except UserError as err:
+        raise UserError(f"--resume: {err}; restore it, or start a new run in another "
+                        "--model_dir") from None
+    fields = {"config": dict, "epoch": int, "batch": int, "partial_sums": list}
+    bad = [k for k, kind in fields.items() if not isinstance(meta.get(k), kind)]
+    if bad:
+        raise UserError(f"--resume: {path} is not a resume point ({', '.join(bad)} missing or "
+                        "damaged; a weights-only model*.npz cannot be resumed); restore it, or "
+                        "start a new run in another --model_dir")
+    if len(meta["partial_sums"]) != len(names):
+        raise UserError(f"--resume: {path} holds {len(meta['partial_sums'])} running losses, "
+                        f"this model has {len(names)} ({', '.join(names)}): it is another "
+                        "model's; start a new run in another --model_dir")
+    return meta, arrays
+
+
+def check_same_split(meta, split, path, log):
+    """Refuse to resume on other images than the run was trained on."""
+    if "split" not in meta:  # checkpoints made before the split was recorded
+        log.info("%s records no data split (an older checkpoint); assuming the current one", path)
+    elif meta["split"] != split:
+        saved = meta["split"] if isinstance(meta["split"], dict) else {}
+        differ = [k for k in split if saved.get(k) != split[k]] or ["record"]
+        raise UserError(f"--resume: {path} was trained on another data split (its "
+                        f"{', '.join(differ)} differ from those of the split in --data_dir): "
+                        "remake that split with data_maker.py, or start a new run without "
+                        "--resume")
+
+
+def split_record(meta, n_train):
+    """What identifies the training images: the split's seed, sizes, validation indices and
+    the idx files it was made from."""
+    return {"seed": meta.get("seed"), "n_valid": meta.get("n_valid"), "n_train": n_train,
+            "valid_indices_sha256": meta.get("valid_indices_sha256"),
+            "sha256": meta.get("sha256")}
 
 
 # ---------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ STREAMS = {
     "plot_background": 2**32 - 6,  # plot.py: prior samples behind the code scatter
     "plot_prior_samples": 2**32 - 7,  # plot.py: prior samples compared with the codes
 }
-MAX_SEED = 2**63 - 1  # paddle.seed takes a signed 64-bit integer
 
 
 def seed_everything(seed):
@@ -118,31 +117,36 @@ class StopFlag:
 
 
 class RunLock:
-    """One training run per model folder at a time: an exclusive lock on <folder>/.train.lock,
-    released by the operating system when the process ends, however it ends."""
+    """One training run per folder at a time: an exclusive lock on <folder>/.train.lock for
+    each folder given (the model and the logs folder), released by the operating system when
+    the process ends, however it ends."""
 
-    def __init__(self, folder):
-        self.path = os.path.join(folder, ".train.lock")
-        self._file = None
+    def __init__(self, *folders):
+        # each folder once (a lock taken twice by one process would refuse itself)
+        self.folders = list(dict.fromkeys(os.path.realpath(f) for f in folders))
+        self._files = []
 
     def __enter__(self):
         try:
             import fcntl
-        except ImportError:  # not on POSIX: no lock, as before
+        except ImportError:  # not on POSIX: no lock
             return self
-        self._file = open(self.path, "a+")
-        try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._file.close()
-            raise UserError(f"another train.py is using --model_dir "
-                            f"{os.path.dirname(self.path)}; wait for it to end, or choose "
-                            "other --model_dir, --images_dir and --logs_dir") from None
+        for folder in self.folders:
+            lock = open(os.path.join(folder, ".train.lock"), "a+")
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.close()
+                self.__exit__()
+                raise UserError(f"another train.py is using {folder}; wait for it to end, or "
+                                "choose other --model_dir, --images_dir and --logs_dir") from None
+            self._files.append(lock)
         return self
 
     def __exit__(self, *exc):
-        if self._file is not None:
-            self._file.close()
+        for lock in self._files:
+            lock.close()
+        self._files = []
 
 
 # ---------------------------------------------------------------------------------------
@@ -159,14 +163,21 @@ def write_loss_csv(path, history, names):
     checkpoint.atomic_write(path, write)
 
 
-def read_history(path, before_epoch):
+def read_history(path, before_epoch, columns):
     """loss.csv's rows of the epochs before ``before_epoch``, for a resumed run; refuses a
-    damaged file or one that lacks an epoch already trained."""
+    damaged file, one of another model (other ``columns``) or one that lacks an epoch already
+    trained."""
     try:
         history = read_loss_csv(path, before_epoch)
     except (OSError, ValueError, KeyError, TypeError, csv.Error) as err:
         raise UserError(f"--resume: {path} is damaged ({err}); restore it or start a new run "
                         "without --resume") from None
+    expected = {"epoch", "seconds", *columns}
+    for row in history:
+        if set(row) != expected:
+            raise UserError(f"--resume: {path} has the columns {', '.join(row)}, this model "
+                            f"writes {', '.join(['epoch', *columns, 'seconds'])}: it is another "
+                            "run's; restore this run's loss.csv or start a new run")
     if [row["epoch"] for row in history] != list(range(before_epoch)):
         raise UserError(f"--resume: {path} does not hold one row for each of the epochs "
                         f"0-{before_epoch - 1} already trained; restore it or start a new run")

@@ -538,9 +538,11 @@ class Config:
         """Refuse, before any work, sizes whose run would need more memory than this machine
         has (checked for the options a user gives, not for a checkpoint's saved config)."""
         import os
+
+        from data_maker import IMAGE_SIDE, MNIST_COUNTS  # (data_maker imports this module)
         # Memory: bytes of the run's largest arrays, as train.py and eval.py hold them.
-        pixels = 28 * 28  # MNIST (data_maker.py refuses other sizes)
-        mnist_train, mnist_test = 60000, 10000  # load_split refuses more rows than these
+        pixels = IMAGE_SIDE * IMAGE_SIDE  # data_maker.py refuses other sizes
+        mnist_train, mnist_test = MNIST_COUNTS["train"], MNIST_COUNTS["test"]  # the most rows
 
         def need(cfg):
             units = (cfg.n_categories if cfg.labels in CATEGORICAL_MODES

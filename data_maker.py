@@ -49,7 +49,7 @@ MNIST_FILES = {  # split -> (images file, labels file), without the optional .gz
 }
 MNIST_COUNTS = {"train": 60000, "test": 10000}
 IMAGE_SIDE = 28
-N_CLASSES = 10
+N_CLASSES = config.N_CLASSES
 # idx magic numbers: 0x08 = unsigned bytes, then the number of dimensions (3 for images, 1 for labels)
 IDX_MAGIC = {"images": 2051, "labels": 2049}
 IDX_HEADER_BYTES = {"images": 16, "labels": 8}

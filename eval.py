@@ -83,17 +83,6 @@ def train_command(cfg):
     return " ".join(words)
 
 
-def output_layer(decoder):
-    """The decoder's output layer: the last Linear of ``decoder.model`` (one unit per pixel)."""
-    linears = [layer for layer in decoder.model if isinstance(layer, paddle.nn.Linear)]
-    return linears[-1]
-
-
-def output_size(decoder):
-    """Pixels per image the decoder generates."""
-    return output_layer(decoder).weight.shape[1]
-
-
 def saved_output_size(arrays):
     """Pixels per image a checkpoint's decoder generates: the width of the last layer of its
     ``decoder.model`` (the highest-numbered ``net/decoder/model.<i>.bias``); None without
@@ -257,7 +246,7 @@ def main(argv=None):
     nets, train_cfg, meta = load_model(path, cfg.trust_pickle)
     require_decoder(nets, train_cfg, path)
     x_valid, x_test = data["x_valid"], data["x_test"]
-    n_pixels = output_size(nets["decoder"])
+    n_pixels = nets["decoder"].out_dim
     if x_valid.shape[1] != n_pixels:
         raise UserError(f"{path} generates images of {n_pixels} pixels, the data in "
                         f"{cfg.data_dir} has {x_valid.shape[1]}")

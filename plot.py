@@ -43,7 +43,7 @@ import numpy as np
 import config
 from data_maker import load_split
 from eval import (check_output_folders, checkpoint_path, decode, encode_means, load_model,
-                  output_size, require_decoder)
+                  require_decoder)
 from priors import GaussianMixturePrior, GaussianPrior, SwissRollPrior, build_prior, \
     component_accuracy, grid_codes, prior_fit
 from utils.errors import UserError, ensure_folder, run_cli
@@ -95,7 +95,7 @@ def main(argv=None):
     ensure_folder(cfg.logs_dir, "--logs_dir")
     log = get_logger("plot", os.path.join(cfg.logs_dir, "plot.log"))
     x_test, y_test = data["x_test"], data["y_test"]
-    if x_test.shape[1] != output_size(nets["decoder"]):
+    if x_test.shape[1] != nets["decoder"].out_dim:
         raise UserError(f"{path} was trained on images of another size than those in "
                         f"{cfg.data_dir}")
     prior = build_prior(train_cfg)

@@ -42,8 +42,8 @@ from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger
 from utils.paddle_save_image import save_image
 from utils.plots import plot_losses, plot_samples_by_epoch
-from utils.steps import (average_gradients, discriminator_loss, frozen, generator_loss,
-                         make_optimizers, no_sync, set_learning_rates, update)
+from utils.steps import (aae_optimizer_plan, average_gradients, discriminator_loss, frozen,
+                         generator_loss, make_optimizers, no_sync, set_learning_rates, update)
 
 TRAIN_KEYS = config.TRAIN_KEYS
 LOSS_NAMES = ("recon_loss", "d_loss", "g_loss")  # the likelihood model's, in loss.csv
@@ -107,14 +107,8 @@ class LikelihoodAAE:
     def build_networks(cfg, in_dim, n_classes=None):
         return network.build_networks(cfg, in_dim)
 
-    @staticmethod
-    def optimizer_plan(cfg):
-        """{optimizer: (network it updates, learning rate, momentum)}: the reference's four
-        Adams, the encoder with one for reconstruction and one for regularization."""
-        return {"encoder": ("encoder", cfg.gen_lr, cfg.gen_momentum),
-                "decoder": ("decoder", cfg.gen_lr, cfg.gen_momentum),
-                "discriminator": ("discriminator", cfg.reg_lr, cfg.reg_momentum),
-                "generator": ("encoder", cfg.reg_lr, cfg.reg_momentum)}
+    # {optimizer: (network it updates, learning rate, momentum)}: the reference's four Adams
+    optimizer_plan = staticmethod(aae_optimizer_plan)
 
     def __init__(self, cfg, data):
         self.x_train, self.y_train = data["x_train"], None

@@ -20,8 +20,8 @@ from network import Decoder, Discriminator, add_noise, hidden_stack, with_label
 from priors import CategoricalPrior, PaddleRandom, build_prior, grid_codes
 from utils import run
 from utils.metrics import class_probabilities, classification_error, clustering_error
-from utils.steps import (discriminator_loss, frozen, generator_loss, make_optimizers,
-                         no_sync, one_hot, update)
+from utils.steps import (aae_optimizer_plan, discriminator_loss, frozen, generator_loss,
+                         make_optimizers, no_sync, one_hot, update)
 
 
 class CategoricalEncoder(nn.Layer):
@@ -218,10 +218,7 @@ class CategoricalAAE:
 
     @staticmethod
     def optimizer_plan(cfg):
-        plan = {"encoder": ("encoder", cfg.gen_lr, cfg.gen_momentum),
-                "decoder": ("decoder", cfg.gen_lr, cfg.gen_momentum),
-                "discriminator": ("discriminator", cfg.reg_lr, cfg.reg_momentum),
-                "generator": ("encoder", cfg.reg_lr, cfg.reg_momentum),
+        plan = {**aae_optimizer_plan(cfg),
                 "discriminator_y": ("discriminator_y", cfg.reg_lr, cfg.reg_momentum)}
         if cfg.labels == "semi_supervised":  # q(y|x)'s own optimizer
             plan["classifier"] = ("encoder", cfg.class_lr, cfg.class_momentum)
@@ -259,14 +256,18 @@ class CategoricalAAE:
         losses = {"recon_loss": recon_loss, "d_loss": d_z_loss, "g_loss": g_z_loss,
                   "d_y_loss": d_y_loss, "g_y_loss": g_y_loss}
         if self.y_labeled is not None:
-            rows = labeled_batch_indices(len(self.y_labeled), self.cfg.batch_size, step,
-                                         self.cfg.seed)
-            losses["class_loss"] = classification_phase(
-                paddle.gather(self.x_labeled, paddle.to_tensor(rows)),
-                paddle.to_tensor(self.y_labeled[rows]), self.nets, self.opts, sync)
+            losses["class_loss"] = self.classify_labeled(step, sync)
         if head_cost is not None:
             losses["head_loss"] = head_cost
         return {name: float(value) for name, value in losses.items()}
+
+    def classify_labeled(self, step, sync=no_sync):
+        """The classification phase on step ``step``'s labelled mini-batch; returns its loss."""
+        rows = labeled_batch_indices(len(self.y_labeled), self.cfg.batch_size, step,
+                                     self.cfg.seed)
+        return classification_phase(paddle.gather(self.x_labeled, paddle.to_tensor(rows)),
+                                    paddle.to_tensor(self.y_labeled[rows]), self.nets,
+                                    self.opts, sync)
 
     def epoch_metrics(self, x_train):
         return {"valid_error": validation_error(
@@ -308,12 +309,7 @@ class SupervisedClassifier(CategoricalAAE):
         self.loss_names = ("class_loss",)
 
     def step(self, x, y, step, sync=no_sync):
-        rows = labeled_batch_indices(len(self.y_labeled), self.cfg.batch_size, step,
-                                     self.cfg.seed)
-        class_loss = classification_phase(
-            paddle.gather(self.x_labeled, paddle.to_tensor(rows)),
-            paddle.to_tensor(self.y_labeled[rows]), self.nets, self.opts, sync)
-        return {"class_loss": float(class_loss)}
+        return {"class_loss": float(self.classify_labeled(step, sync))}
 
     def grid(self, seed):
         return None  # no decoder: nothing to draw

@@ -17,8 +17,8 @@ from config import N_CLASSES
 from priors import UNLABELED, PaddleRandom, build_prior, grid_codes
 from utils import run
 from utils.errors import UserError
-from utils.steps import (discriminator_loss, frozen, generator_loss, make_optimizers,
-                         no_sync, one_hot, update)
+from utils.steps import (aae_optimizer_plan, discriminator_loss, frozen, generator_loss,
+                         make_optimizers, no_sync, one_hot, update)
 
 
 def labeled_subset(y, n_labeled, n_unlabeled, n_classes, seed):
@@ -60,12 +60,7 @@ class _LabelConditionedAAE:
     def build_networks(cls, cfg, in_dim, n_classes=N_CLASSES):
         return network.build_networks(cfg, in_dim, *cls.label_units(cfg, n_classes))
 
-    @staticmethod
-    def optimizer_plan(cfg):
-        return {"encoder": ("encoder", cfg.gen_lr, cfg.gen_momentum),
-                "decoder": ("decoder", cfg.gen_lr, cfg.gen_momentum),
-                "discriminator": ("discriminator", cfg.reg_lr, cfg.reg_momentum),
-                "generator": ("encoder", cfg.reg_lr, cfg.reg_momentum)}
+    optimizer_plan = staticmethod(aae_optimizer_plan)  # the likelihood model's
 
     def __init__(self, cfg, data):
         self.cfg = cfg

@@ -427,5 +427,5 @@ def test_output_size_does_not_depend_on_the_layer_index(tmp_path, monkeypatch):
     path = tiny_checkpoint(tmp_path, in_dim=20)
     nets, _, _ = evaluate.load_model(path)
     assert len(nets["decoder"].model) == 9
-    assert evaluate.output_size(nets["decoder"]) == 20
+    assert nets["decoder"].out_dim == 20
     assert evaluate.saved_output_size(checkpoint.load(path)[1]) == 20

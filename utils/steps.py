@@ -64,6 +64,15 @@ def generator_loss(d_logits):
     return F.binary_cross_entropy_with_logits(d_logits, paddle.ones_like(d_logits))
 
 
+def aae_optimizer_plan(cfg):
+    """{optimizer: (network it updates, learning rate, momentum)} of the three phases: the
+    reference's four Adams, the encoder with one for reconstruction and one as generator."""
+    return {"encoder": ("encoder", cfg.gen_lr, cfg.gen_momentum),
+            "decoder": ("decoder", cfg.gen_lr, cfg.gen_momentum),
+            "discriminator": ("discriminator", cfg.reg_lr, cfg.reg_momentum),
+            "generator": ("encoder", cfg.reg_lr, cfg.reg_momentum)}
+
+
 def make_optimizers(cfg, nets, plan):
     """One optimizer per phase: ``plan`` is {optimizer name: (network, learning rate,
     momentum)}; returns {name: (optimizer, the layer it updates)}. The encoder has one

@@ -36,6 +36,7 @@ TRAIN_KEYS = [
     "swiss_roll_radius", "swiss_roll_turns", "labels", "label_critic", "n_labeled", "n_unlabeled",
     "preset", "n_categories", "cluster_heads", "cluster_head_eta", "class_lr", "optimizer",
     "gen_momentum", "reg_momentum", "class_momentum", "lr_decay_epochs", "input_noise",
+    "input_dropout", "encoder_batchnorm",
 ]
 
 # Options that only served screens which were tried and rejected (docs/categorical.md), with
@@ -149,7 +150,8 @@ USED_ONLY_WITH = {
     "n_categories": ("labels", ("semi_supervised", "clustering", "classifier")),
     "n_unlabeled": ("labels", "regularization"),
     "cluster_heads": ("labels", ("semi_supervised", "clustering")),
-    "input_noise": ("labels", ("semi_supervised", "clustering", "classifier")),
+    **{name: ("labels", ("semi_supervised", "clustering", "classifier"))
+       for name in ("input_noise", "input_dropout", "encoder_batchnorm")},
     "label_critic": ("labels", "supervised"),
     "eps_std": ("encoder", "gaussian"),
     "architecture": ("labels", "none"),
@@ -273,6 +275,15 @@ class Config:
                             "(the reconstruction target stays clean; 0 = none, as the reference; "
                             "a lever for q(y|x), which fits 1,000 labels within a few "
                             "epochs, docs/categorical.md)", low=0.0)
+    input_dropout: float = _f(0.0, "with --labels semi_supervised, clustering or classifier: "
+                              "each pixel the encoder sees is zeroed with this probability in "
+                              "training (the target stays clean; 0 = none; 0.2 in the paper's "
+                              "clustering appendix as public implementations read it)", low=0.0,
+                              high=0.99)
+    encoder_batchnorm: bool = _f(False, "with --labels semi_supervised, clustering or "
+                                 "classifier: batch normalization after each hidden layer of "
+                                 "the encoder (the paper's clustering appendix as public "
+                                 "implementations read it; off as the reference)")
     architecture: str = _f("reference", "reference: the layers of network.py (paper Appendix A, "
                            "the reference's dropout); pytorch_gan: those of "
                            "eriklindernoren/PyTorch-GAN's aae.py at --N units (LeakyReLU, "

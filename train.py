@@ -335,7 +335,7 @@ def train(cfg, family, data, device, rank, world, log_writer):
                         save_state(epoch, batch + 1, sums)
                     log.info("interrupted: state after epoch %d batch %d saved to %s; "
                              "continue with --resume", epoch, batch, last_path)
-                    raise KeyboardInterrupt
+                    stop.stop(f"terminated: state saved to {last_path}; continue with --resume")
             bar.close()
             seconds = time.perf_counter() - t_epoch
             # images trained on in this epoch by this run (fewer after a mid-epoch resume)
@@ -349,7 +349,7 @@ def train(cfg, family, data, device, rank, world, log_writer):
                 write_epoch_outputs(epoch, row, images_per_s, vdl)
             if stop_now and epoch + 1 < cfg.n_epochs:  # after the last epoch: finished
                 log.info("interrupted after epoch %d; continue with --resume", epoch)
-                raise KeyboardInterrupt
+                stop.stop(f"terminated after epoch {epoch}: continue with --resume")
 
     elapsed = time.perf_counter() - t_run
     log.info("finished: %d epochs, %d steps in %.1f s", cfg.n_epochs, steps_run, elapsed)

@@ -16,7 +16,7 @@ import paddle.nn.functional as F
 
 from config import N_CLASSES
 from families.labels import labeled_subset  # the same seeded draw as label regularization
-from network import Decoder, Discriminator, add_noise, hidden_stack, with_label
+from network import Decoder, Discriminator, Dropout, add_noise, hidden_stack, with_label
 from priors import CategoricalPrior, PaddleRandom, build_prior, grid_codes
 from utils import run
 from utils.metrics import class_probabilities, classification_error, clustering_error
@@ -28,22 +28,31 @@ class CategoricalEncoder(nn.Layer):
     """q(y, z|x) (paper Figure 8): one hidden stack, then two heads: ``class_logits`` of the
     categorical q(y|x) over ``n_categories`` and a deterministic ``style`` code z.
 
-    ``input_noise`` > 0: in training, N(0, input_noise^2) noise is added to every image it is
-    shown, like dropout only in train mode (the decoder's target stays the clean image)."""
+    Two corruptions of the image it is shown, in train mode only (the decoder's target stays
+    the clean image): ``input_noise`` > 0 adds N(0, input_noise^2) noise; ``input_dropout`` > 0
+    zeroes each pixel with that probability (scaling the others like dropout), the 20% input
+    dropout public implementations read in the paper's clustering appendix. ``batchnorm``:
+    batch normalization after each hidden linear layer (the same reading of that appendix)."""
 
-    def __init__(self, in_dim, hidden, n_categories, latent_dim, dropout=0.2, input_noise=0.0):
+    def __init__(self, in_dim, hidden, n_categories, latent_dim, dropout=0.2, input_noise=0.0,
+                 input_dropout=0.0, batchnorm=False):
         super().__init__()
         if input_noise < 0:
             raise ValueError(f"input_noise must be >= 0, got {input_noise}")
         self.input_noise = float(input_noise)
-        self.model = nn.Sequential(*hidden_stack(in_dim, hidden, dropout))
+        self.input_dropout = Dropout(input_dropout)  # draws nothing at 0
+        layers = hidden_stack(in_dim, hidden, dropout)
+        if batchnorm:  # Linear, BatchNorm, Dropout, ReLU, twice
+            layers = [*layers[:1], nn.BatchNorm1D(hidden), *layers[1:4],
+                      nn.BatchNorm1D(hidden), *layers[4:]]
+        self.model = nn.Sequential(*layers)
         self.class_logits = nn.Linear(hidden, n_categories)
         self.style = nn.Linear(hidden, latent_dim)
 
     def hidden(self, x):
         """The last hidden layer: [B, hidden]."""
         x = add_noise(x.reshape([x.shape[0], -1]), self.input_noise, self.training)
-        return self.model(x)
+        return self.model(self.input_dropout(x))
 
     def logits(self, x):
         """The logits of q(y|x): [B, n_categories] (softmax gives the class probabilities)."""
@@ -56,6 +65,12 @@ class CategoricalEncoder(nn.Layer):
     def forward(self, x):
         h = self.hidden(x)  # [B, hidden]
         return F.softmax(self.class_logits(h), axis=1), self.style(h)  # [B, K], [B, latent]
+
+
+def categorical_encoder(cfg, in_dim):
+    """The CategoricalEncoder of a run's config."""
+    return CategoricalEncoder(in_dim, cfg.N, cfg.n_categories, cfg.latent_dim, cfg.dropout,
+                              cfg.input_noise, cfg.input_dropout, cfg.encoder_batchnorm)
 
 
 class ClusterHeadDecoder(nn.Layer):
@@ -199,8 +214,7 @@ class CategoricalAAE:
     def build_networks(cfg, in_dim, n_classes=N_CLASSES):
         k = cfg.n_categories
         # built in this order: the order fixes which random numbers initialise which weights
-        encoder = CategoricalEncoder(in_dim, cfg.N, k, cfg.latent_dim, cfg.dropout,
-                                     input_noise=cfg.input_noise)
+        encoder = categorical_encoder(cfg, in_dim)
         if cfg.cluster_heads:
             # heads start at the spread their cost asks for (std eta, chosen): Adam at gen_lr
             # moves them only ~0.1 an epoch
@@ -297,8 +311,7 @@ class SupervisedClassifier(CategoricalAAE):
     @staticmethod
     def build_networks(cfg, in_dim, n_classes=N_CLASSES):
         # the same first network, so the same initial weights as the AAE's encoder
-        return {"encoder": CategoricalEncoder(in_dim, cfg.N, cfg.n_categories, cfg.latent_dim,
-                                              cfg.dropout, input_noise=cfg.input_noise)}
+        return {"encoder": categorical_encoder(cfg, in_dim)}
 
     @staticmethod
     def optimizer_plan(cfg):

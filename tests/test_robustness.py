@@ -72,14 +72,18 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, mnist_dir):
     assert_same_weights(tmp_path / "straight/model/model5.npz", tmp_path / "killed/model/model5.npz")
 
 
-def test_ctrl_c_saves_the_current_step_and_resume_matches(tmp_path, mnist_dir):
+@pytest.mark.parametrize("sig, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_saves_the_current_step_and_resume_matches(tmp_path, mnist_dir, sig,
+                                                                     exit_code):
+    """Ctrl-C exits 130 and SIGTERM 143 (128 + the signal, as the other scripts), both once
+    the step in progress is saved."""
     common = TINY + ["--n_epochs", "3", "--data_dir", mnist_dir]
     train.main(common + run_dirs(tmp_path, "straight"))
     args = common + run_dirs(tmp_path, "stopped")
     proc = start_training(args, tmp_path)
     wait_for_epochs(str(tmp_path / "stopped/logs/loss.csv"), 1, proc)
-    code, stderr = interrupt(proc, signal.SIGINT, "the run")
-    assert code == 130
+    code, stderr = interrupt(proc, sig, "the run")
+    assert code == exit_code
     assert "continue with --resume" in stderr
     train.main(args + ["--resume"])
     assert_same_weights(tmp_path / "straight/model/model2.npz", tmp_path / "stopped/model/model2.npz")

@@ -356,6 +356,49 @@ def test_encoder_input_noise_only_in_training_and_the_target_stays_clean():
         parse(["--preset", "semi_1000", "--input_noise", "-0.1"])
 
 
+def test_encoder_input_dropout_masks_pixels_only_in_training():
+    """--input_dropout p: in train mode each pixel the encoder sees is zeroed with probability
+    p and the others scaled by 1 / (1 - p); in eval mode the encoder is the plain one."""
+    cfg, nets, _ = tiny_model("cluster_16", "--input_dropout", "0.25")
+    _, plain, _ = tiny_model("cluster_16")
+    encoder = nets["encoder"]
+    plain["encoder"].set_state_dict(encoder.state_dict())
+    x = paddle.ones([200, 20])
+    encoder.train()
+    masked = encoder.input_dropout(x).numpy()
+    assert set(np.unique(masked)) == {0.0, np.float32(1 / 0.75)}
+    assert abs((masked == 0).mean() - 0.25) < 0.02
+    encoder.eval()
+    plain["encoder"].eval()
+    np.testing.assert_array_equal(encoder.logits(x).numpy(), plain["encoder"].logits(x).numpy())
+    with pytest.raises(UserError, match="--input_dropout is used only with --labels"):
+        parse(["--input_dropout", "0.2"])
+
+
+def test_encoder_batchnorm_normalizes_hidden_layers_and_its_statistics_are_saved(tmp_path,
+                                                                                 mnist_dir):
+    """--encoder_batchnorm: a BatchNorm1D after each hidden linear layer; training moves its
+    running statistics, the checkpoint keeps them, and classify.py reads the model back."""
+    cfg, nets, _ = tiny_model("cluster_16", "--encoder_batchnorm")
+    norms = [m for m in nets["encoder"].model if isinstance(m, paddle.nn.BatchNorm1D)]
+    assert len(norms) == 2
+    assert not any(isinstance(m, paddle.nn.BatchNorm1D) for m in tiny_model("cluster_16")[1][
+        "encoder"].model)
+    dirs = run_dirs(tmp_path)
+    train.main(["--preset", "cluster_16", "--encoder_batchnorm", "--data_dir", mnist_dir]
+               + TINY + dirs)
+    loaded, _, _ = classify.load_model(str(tmp_path / "run/model/model0.npz"))
+    means = [m._mean.numpy() for m in loaded["encoder"].model
+             if isinstance(m, paddle.nn.BatchNorm1D)]
+    assert len(means) == 2 and all(np.abs(m).max() > 0 for m in means)  # moved from zero
+    result = classify.main(["--load_epoch", "0", "--N_test", "200", "--data_dir", mnist_dir,
+                            "--model_dir", str(tmp_path / "run/model"),
+                            "--logs_dir", str(tmp_path / "run/logs")])
+    assert 0.0 <= result["test_error"] <= 1.0
+    with pytest.raises(UserError, match="--encoder_batchnorm is used only with --labels"):
+        parse(["--encoder_batchnorm"])
+
+
 def test_classification_phase_learns_the_labels():
     """Ten classes of 20-pixel patterns: 100 classification steps (lr 1e-2) classify all."""
     cfg, nets, opts = tiny_model("semi_100", "--class_lr", "1e-2")

@@ -11,7 +11,7 @@ import paddle
 import paddle.distributed as dist
 
 from utils import checkpoint
-from utils.errors import UserError
+from utils.errors import Terminated, UserError
 from utils.log import read_loss_csv
 
 # ---------------------------------------------------------------------------------------
@@ -96,6 +96,7 @@ class StopFlag:
 
     def __init__(self):
         self.requested = False
+        self.signal = None
         self._previous = {}
 
     def __enter__(self):
@@ -110,6 +111,14 @@ class StopFlag:
         if self.requested:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
         self.requested = True
+        self.signal = signum
+
+    def stop(self, message):
+        """End the run once its state is saved: SIGTERM as ``Terminated`` (exit status 143,
+        ``message`` on stderr), Ctrl-C as ``KeyboardInterrupt`` (130), as every script does."""
+        if self.signal == signal.SIGTERM:
+            raise Terminated(message)
+        raise KeyboardInterrupt
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():

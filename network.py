@@ -50,12 +50,16 @@ class Dropout(nn.Layer):
         return f"p={self.p}"
 
 
-def hidden_stack(in_dim, hidden, dropout):
-    """Linear, Dropout, ReLU, twice: the reference's layer order (indices 0..5)."""
-    return [
-        nn.Linear(in_dim, hidden), Dropout(dropout), nn.ReLU(),
-        nn.Linear(hidden, hidden), Dropout(dropout), nn.ReLU(),
-    ]
+def hidden_stack(in_dim, hidden, dropout, batch_norm=False):
+    """Linear, Dropout, ReLU, twice: the reference's layer order (indices 0..5). With
+    ``batch_norm``, a BatchNorm1D after each Linear (the categorical encoder's option)."""
+    layers = []
+    for width_in in (in_dim, hidden):
+        layers.append(nn.Linear(width_in, hidden))
+        if batch_norm:
+            layers.append(nn.BatchNorm1D(hidden))
+        layers += [Dropout(dropout), nn.ReLU()]
+    return layers
 
 
 def leaky_stack(in_dim, widths, batch_norm):

@@ -41,11 +41,7 @@ class CategoricalEncoder(nn.Layer):
             raise ValueError(f"input_noise must be >= 0, got {input_noise}")
         self.input_noise = float(input_noise)
         self.input_dropout = Dropout(input_dropout)  # draws nothing at 0
-        layers = hidden_stack(in_dim, hidden, dropout)
-        if batchnorm:  # Linear, BatchNorm, Dropout, ReLU, twice
-            layers = [*layers[:1], nn.BatchNorm1D(hidden), *layers[1:4],
-                      nn.BatchNorm1D(hidden), *layers[4:]]
-        self.model = nn.Sequential(*layers)
+        self.model = nn.Sequential(*hidden_stack(in_dim, hidden, dropout, batchnorm))
         self.class_logits = nn.Linear(hidden, n_categories)
         self.style = nn.Linear(hidden, latent_dim)
 

@@ -131,6 +131,14 @@ _PAPER_SGD = {"optimizer": "momentum", "gen_lr": 0.01, "reg_lr": 0.1, "class_lr"
 # keep 0. The rates stay the likelihood model's: 5x did better on 20k images for 10 epochs but
 # worse at full size (results/screens/cluster_levers/).
 _CLUSTERING = {"labels": "clustering", "disc_noise": 0.3}
+# The clustering presets also put masking noise on the encoder's input: in training each pixel
+# it sees is zeroed with probability 0.2, the reconstruction target stays clean (20% input
+# dropout: the paper's clustering appendix as 1henrypage/adversarial-autoencoders reads it).
+# Measured on all 59,000 images for 100 epochs (results/denoising/): cluster_16's test error
+# 27.80% (seed 0) and 22.62% (seed 1), against 36.35% without it and 28.95% with Gaussian
+# input noise of std 0.3 (seed 0). --input_dropout 0 gives the earlier presets back.
+# dimred_unsupervised keeps 0: not measured there.
+_CLUSTER_INPUT = {"input_dropout": 0.2}
 # The dimensionality-reduction AAE (paper §7, Figure 10): the categorical model with a 2-d
 # style and learned cluster heads, decoding r = y W + z.
 _DIMRED = {**_CATEGORICAL, "latent_dim": 2, "cluster_heads": True}
@@ -222,10 +230,10 @@ PRESETS = {
                  {**_CATEGORICAL, "labels": "semi_supervised", "n_labeled": ALL_LABELS,
                   **_BUDGET_EPOCHS, **_run_dirs("semi_all")}),
     "cluster_16": ("Table 3: unsupervised clustering AAE, 16 categories, no labels",
-                   {**_CATEGORICAL, **_CLUSTERING, "n_categories": 16,
+                   {**_CATEGORICAL, **_CLUSTERING, **_CLUSTER_INPUT, "n_categories": 16,
                     **_BUDGET_EPOCHS, **_run_dirs("cluster_16")}),
     "cluster_30": ("Table 3: unsupervised clustering AAE, 30 categories, no labels",
-                   {**_CATEGORICAL, **_CLUSTERING, "n_categories": 30,
+                   {**_CATEGORICAL, **_CLUSTERING, **_CLUSTER_INPUT, "n_categories": 30,
                     **_BUDGET_EPOCHS, **_run_dirs("cluster_30")}),
     # Table 2's baseline: the semi-supervised presets' encoder, optimizer, dropout, labelled
     # sets and epochs, trained by the classification phase alone (no reconstruction and no

@@ -49,7 +49,11 @@ def test_new_presets_set_the_papers_model():
         assert (cfg.labels, cfg.n_categories) == ("clustering", k)
         assert cfg.model_dir == f"runs/{name}/model"
         assert cfg.disc_noise == 0.3  # the clustering runs' discriminators see noisy inputs
+        assert cfg.input_dropout == 0.2  # and their encoder a masked image
+        assert parse(["--preset", name, "--input_dropout", "0"]).input_dropout == 0.0
     assert parse(["--preset", "semi_1000"]).disc_noise == 0.0
+    for name in ("semi_100", "semi_1000", "dimred_unsupervised"):
+        assert parse(["--preset", name]).input_dropout == 0.0
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -360,7 +364,7 @@ def test_encoder_input_dropout_masks_pixels_only_in_training():
     """--input_dropout p: in train mode each pixel the encoder sees is zeroed with probability
     p and the others scaled by 1 / (1 - p); in eval mode the encoder is the plain one."""
     cfg, nets, _ = tiny_model("cluster_16", "--input_dropout", "0.25")
-    _, plain, _ = tiny_model("cluster_16")
+    _, plain, _ = tiny_model("cluster_16", "--input_dropout", "0")
     encoder = nets["encoder"]
     plain["encoder"].set_state_dict(encoder.state_dict())
     x = paddle.ones([200, 20])

@@ -14,8 +14,6 @@ from utils import checkpoint
 
 SHIPPED = os.path.join(ROOT, "model", "model199.npz")
 HEADLINE = os.path.join(ROOT, "results", "seed0", "eval.json")
-SHIPPED_SEMI = os.path.join(ROOT, "model", "semi_1000_model99.npz")
-SEMI_RESULT = os.path.join(ROOT, "results", "semi_1000", "classify.json")
 READMES = ("README.md", "README_cn.md")
 
 
@@ -63,26 +61,42 @@ def test_shipped_model_reproduces_the_reported_likelihood(tmp_path, mnist_dir):
     assert result["ll_mean"] >= 340.0
 
 
-def test_shipped_semi_supervised_model_is_weights_only():
-    meta, arrays = checkpoint.load(SHIPPED_SEMI)
+# the shipped categorical checkpoints: file in model/ -> (the classify.json of its table row,
+# settings its saved config must hold)
+SHIPPED_CATEGORICAL = {
+    "semi_1000_model99.npz": ("results/semi_1000/classify.json",
+                              {"labels": "semi_supervised", "n_labeled": 1000}),
+    "cluster_16_model99.npz": ("results/denoising/cluster_16_input_dropout0.2/classify.json",
+                               {"labels": "clustering", "n_categories": 16,
+                                "input_dropout": 0.2}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_CATEGORICAL))
+def test_shipped_categorical_model_is_weights_only(name):
+    meta, arrays = checkpoint.load(os.path.join(ROOT, "model", name))
+    expected = SHIPPED_CATEGORICAL[name][1]
     assert meta["epoch"] == 100 and meta["config"]["seed"] == 0
-    assert meta["config"]["labels"] == "semi_supervised" and meta["config"]["n_labeled"] == 1000
-    assert {k.split("/")[0] for k in arrays} == {"net"}
+    assert {k: meta["config"][k] for k in expected} == expected
+    assert {k.split("/")[0] for k in arrays} == {"net"}  # no optimizer state
     assert {k.split("/")[1] for k in arrays} == {"encoder", "decoder", "discriminator",
                                                 "discriminator_y"}
-    assert os.path.getsize(SHIPPED_SEMI) < 40 * 2**20
+    assert os.path.getsize(os.path.join(ROOT, "model", name)) < 40 * 2**20
 
 
 @pytest.mark.slow
-def test_shipped_semi_supervised_model_reproduces_the_reported_error(tmp_path, mnist_dir):
-    """python classify.py --checkpoint model/semi_1000_model99.npz gives results/semi_1000's
-    test error (the 1000-label figure of the README), digit for digit."""
-    with open(SEMI_RESULT) as f:
+@pytest.mark.parametrize("name", sorted(SHIPPED_CATEGORICAL))
+def test_shipped_categorical_model_reproduces_the_reported_error(name, tmp_path, mnist_dir):
+    """python classify.py --checkpoint model/NAME gives its table row's classify.json, digit
+    for digit (for a clustering model, by every labelling rule)."""
+    with open(os.path.join(ROOT, SHIPPED_CATEGORICAL[name][0])) as f:
         reported = json.load(f)
-    result = classify.main(["--checkpoint", SHIPPED_SEMI, "--data_dir", mnist_dir,
-                            "--logs_dir", str(tmp_path / "logs")])
+    result = classify.main(["--checkpoint", os.path.join(ROOT, "model", name),
+                            "--data_dir", mnist_dir, "--logs_dir", str(tmp_path / "logs")])
     assert result["n_test"] == 10000
-    assert result["test_error"] == reported["test_error"]
+    keys = [k for k in reported if k.startswith("test_error") or k.endswith("cluster_labels")]
+    assert "test_error" in keys
+    assert {k: result[k] for k in keys} == {k: reported[k] for k in keys}
     assert result["test_category_sizes"] == reported["test_category_sizes"]
 
 

@@ -127,7 +127,7 @@ def test_every_reported_likelihood_has_an_agreeing_float64_check():
             checked = json.load(f)
         assert checked["ll_mean_reported"] == pytest.approx(result["ll_mean"], abs=1e-9), name
         assert abs(checked["ll_mean_float64"] - result["ll_mean"]) <= 0.01, name
-        assert checked["n_samples"] == result.get("n_gen", checked["n_samples"]) == 10000, name
+        assert checked["n_samples"] == result["n_gen"] == 10000, name
         assert checked["n_test"] == 10000 and checked["agrees"], name
 
 

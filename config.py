@@ -139,6 +139,16 @@ _CLUSTERING = {"labels": "clustering", "disc_noise": 0.3}
 # input noise of std 0.3 (seed 0). --input_dropout 0 gives the earlier presets back.
 # dimred_unsupervised keeps 0: not measured there.
 _CLUSTER_INPUT = {"input_dropout": 0.2}
+# The semi-supervised presets and their classifier baselines put Gaussian noise of std 0.3 on
+# the encoder's input in training (the target stays clean). Measured on all 59,000 images for
+# 100 epochs, seed 0: semi_100's test error 3.97% against 5.22% without it, semi_1000 2.69%
+# against 3.17%, classifier_all 1.06% against 1.59% (results/denoising/,
+# results/semi_1000_input_noise0.3/). Masking
+# noise did worse on semi_100 (validation error 3.91% against 3.49% over epochs 25-32,
+# results/screens/semi_100_input_dropout0.2/). semi_all was adopted with the others, its run
+# with noise pending. --input_noise 0 gives the earlier presets back. semi_1000_sgd and
+# dimred_1000 keep 0: not measured there.
+_SEMI_INPUT = {"input_noise": 0.3}
 # The dimensionality-reduction AAE (paper §7, Figure 10): the categorical model with a 2-d
 # style and learned cluster heads, decoding r = y W + z.
 _DIMRED = {**_CATEGORICAL, "latent_dim": 2, "cluster_heads": True}
@@ -221,14 +231,14 @@ PRESETS = {
                        **_run_dirs("supervised_2d")}),
     "semi_100": ("Figure 8 / Table 2: semi-supervised AAE, categorical y + Gaussian style z, "
                  "100 labels (10 per digit)",
-                 {**_CATEGORICAL, "labels": "semi_supervised", "n_labeled": 100,
+                 {**_CATEGORICAL, "labels": "semi_supervised", "n_labeled": 100, **_SEMI_INPUT,
                   **_BUDGET_EPOCHS, **_run_dirs("semi_100")}),
     "semi_1000": ("Figure 8 / Table 2: semi-supervised AAE with 1000 labels (100 per digit)",
                   {**_CATEGORICAL, "labels": "semi_supervised", "n_labeled": 1000,
-                   **_BUDGET_EPOCHS, **_run_dirs("semi_1000")}),
+                   **_SEMI_INPUT, **_BUDGET_EPOCHS, **_run_dirs("semi_1000")}),
     "semi_all": ("Figure 8 / Table 2: semi-supervised AAE with every training label",
                  {**_CATEGORICAL, "labels": "semi_supervised", "n_labeled": ALL_LABELS,
-                  **_BUDGET_EPOCHS, **_run_dirs("semi_all")}),
+                  **_SEMI_INPUT, **_BUDGET_EPOCHS, **_run_dirs("semi_all")}),
     "cluster_16": ("Table 3: unsupervised clustering AAE, 16 categories, no labels",
                    {**_CATEGORICAL, **_CLUSTERING, **_CLUSTER_INPUT, "n_categories": 16,
                     **_BUDGET_EPOCHS, **_run_dirs("cluster_16")}),
@@ -241,7 +251,7 @@ PRESETS = {
     **{f"classifier_{name}": (f"Table 2 baseline: semi_{name}'s encoder trained on {text} "
                               "by the classification phase alone",
                               {**_CATEGORICAL, "labels": "classifier", "n_labeled": n,
-                               **_BUDGET_EPOCHS, **_run_dirs(f"classifier_{name}")})
+                               **_SEMI_INPUT, **_BUDGET_EPOCHS, **_run_dirs(f"classifier_{name}")})
        for name, n, text in (("100", 100, "its 100 labels"), ("1000", 1000, "its 1000 labels"),
                              ("all", ALL_LABELS, "every training label"))},
     "semi_1000_sgd": ("Table 2 with the paper's optimizer: semi_1000 with SGD + momentum, "

@@ -24,7 +24,7 @@ RUNS = {
     "likelihood": [],
     "gmm_labels": ["--preset", "gmm_labels", "--n_labeled", "100", "--n_unlabeled", "200"],
     "supervised_2d": ["--preset", "supervised_2d"],
-    "semi_100": ["--preset", "semi_100", "--input_noise", "0.3"],
+    "semi_100": ["--preset", "semi_100"],
     "dimred_unsupervised": ["--preset", "dimred_unsupervised"],
 }
 GOLDEN = {

@@ -54,6 +54,12 @@ def test_new_presets_set_the_papers_model():
     assert parse(["--preset", "semi_1000"]).disc_noise == 0.0
     for name in ("semi_100", "semi_1000", "dimred_unsupervised"):
         assert parse(["--preset", name]).input_dropout == 0.0
+    # the semi-supervised encoders and their classifier baselines see Gaussian input noise
+    for name in ("semi_100", "semi_1000", "semi_all", "classifier_100", "classifier_all"):
+        assert parse(["--preset", name]).input_noise == 0.3
+        assert parse(["--preset", name, "--input_noise", "0"]).input_noise == 0.0
+    for name in ("semi_1000_sgd", "dimred_1000", "cluster_16"):
+        assert parse(["--preset", name]).input_noise == 0.0
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -332,7 +338,7 @@ def test_encoder_input_noise_only_in_training_and_the_target_stays_clean():
     """--input_noise: the encoder sees x + N(0, s^2) noise in train mode only, and the
     reconstruction phase still scores the decoding against the clean x."""
     cfg, nets, opts = tiny_model("semi_1000", "--input_noise", "0.5")
-    _, plain, _ = tiny_model("semi_1000")
+    _, plain, _ = tiny_model("semi_1000", "--input_noise", "0")
     for name in nets:
         plain[name].set_state_dict(nets[name].state_dict())
     x = paddle.to_tensor((np.random.default_rng(0).random((8, 20)) > 0.5).astype("float32"))

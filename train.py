@@ -19,7 +19,9 @@ usually through ``--preset NAME``); this file holds the likelihood model's own s
 Outputs: logs/train.log, logs/loss.csv (epoch means), logs/train_config.json,
 images/epoch{N}.png (a fixed set of prior samples decoded), images/loss_curve.png,
 images/samples_by_epoch.png, model/last.npz (resume point, every epoch) and model/model{N}.npz
-(weights, every ``save_every`` epochs and at the end); with ``--visualdl``, logs/vdl/.
+(weights, every ``save_every`` epochs and at the end); for the families that measure a validation
+error every epoch, model/best.npz (weights after the epoch where it was lowest); with
+``--visualdl``, logs/vdl/.
 """
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
@@ -102,6 +104,7 @@ class LikelihoodAAE:
     data_parts = ("train",)  # the parts of the split it uses
     data_parallel = True  # whether it can be sharded over processes
     metric_names = ()  # the names epoch_metrics returns (loss.csv columns after the losses)
+    select_by = None  # a metric (lower is better) whose best epoch is kept as model/best.npz
 
     @staticmethod
     def build_networks(cfg, in_dim, n_classes=None):
@@ -197,6 +200,7 @@ def main(argv=None):
 def train(cfg, family, data, device, rank, world, log_writer):
     is_main = rank == 0
     last_path = os.path.join(cfg.model_dir, "last.npz")
+    best_path = os.path.join(cfg.model_dir, "best.npz")
     csv_path = os.path.join(cfg.logs_dir, "loss.csv")
     log = get_logger("train", os.path.join(cfg.logs_dir, "train.log") if is_main else None)
     if not is_main:
@@ -254,6 +258,9 @@ def train(cfg, family, data, device, rank, world, log_writer):
     batches_per_epoch = math.ceil(n_train / cfg.batch_size)
     grid = model.grid(cfg.seed)  # (codes, decoder labels, columns), or None: no decoder
     saved_resume_point = [False]  # whether this run has written last.npz
+    # the lowest value of family.select_by so far; a resumed run goes on from its loss.csv
+    best = [min((past[family.select_by] for past in history), default=math.inf)
+            if family.select_by else None]
 
     def save_state(epoch, batch, sums):
         checkpoint.save(last_path, nets, {"config": cfg.to_dict(), "epoch": epoch, "batch": batch,
@@ -278,6 +285,12 @@ def train(cfg, family, data, device, rank, world, log_writer):
             checkpoint.save(path, nets, {"config": cfg.to_dict(), "epoch": epoch + 1,
                                          "split": split})
             log.info("saved %s", path)
+        if family.select_by and row[family.select_by] <= best[0]:  # ties: the later epoch
+            best[0] = row[family.select_by]
+            checkpoint.save(best_path, nets, {"config": cfg.to_dict(), "epoch": epoch + 1,
+                                              "split": split, family.select_by: best[0]})
+            log.info("saved %s (%s %.6f, the lowest so far)", best_path, family.select_by,
+                     best[0])
         grid_path = None
         if grid is not None and (epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1):
             grid_path = save_samples(epoch)

@@ -205,6 +205,7 @@ class CategoricalAAE:
     data_parts = ("train", "valid")  # the validation error is measured every epoch
     data_parallel = False  # its labelled mini-batches are not sharded
     metric_names = ("valid_error",)
+    select_by = "valid_error"  # model/best.npz: the epoch of the lowest validation error
 
     @staticmethod
     def build_networks(cfg, in_dim, n_classes=N_CLASSES):

@@ -55,6 +55,7 @@ class _LabelConditionedAAE:
     data_parts = ("train",)
     data_parallel = True
     metric_names = ()
+    select_by = None  # no validation error: no model/best.npz
 
     @classmethod
     def build_networks(cls, cfg, in_dim, n_classes=N_CLASSES):

@@ -35,6 +35,7 @@ def test_train_then_eval_end_to_end(tmp_path, mnist_dir):
                  "logs/train_config.json"]:
         assert (run / name).is_file(), name
     assert json.loads((run / "logs/train_config.json").read_text())["N_train"] == 3000
+    assert not (run / "model/best.npz").exists()  # no validation error to choose an epoch by
 
     samples_path = tmp_path / "samples.npy"
     result = evaluate.main(["--load_epoch", "4", "--N_gen", "500", "--N_test", "400",

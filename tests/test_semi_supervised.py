@@ -16,7 +16,7 @@ from data_maker import load_split
 from families import build_networks, categorical
 from families.categorical import CategoricalEncoder
 from priors import CategoricalPrior, PaddleRandom
-from utils import metrics
+from utils import checkpoint, metrics
 from utils.errors import UserError
 from utils.steps import make_optimizers, set_learning_rates
 
@@ -478,6 +478,27 @@ def test_semi_supervised_run_resumes_exactly(tmp_path, mnist_dir):
         [r["class_loss"] for r in straight["history"]]
     assert [r["d_y_loss"] for r in resumed["history"]] == \
         [r["d_y_loss"] for r in straight["history"]]
+
+
+def test_best_checkpoint_is_the_epoch_of_the_lowest_validation_error(tmp_path, mnist_dir):
+    common = ["--preset", "cluster_16", "--data_dir", mnist_dir, "--save_every", "1"] + TINY[:4]
+    straight = train.main(common + ["--n_epochs", "4"] + run_dirs(tmp_path, "a"))
+    errors = [row["valid_error"] for row in straight["history"]]
+    chosen = max(i for i, e in enumerate(errors) if e == min(errors))  # ties: the later epoch
+    meta, arrays = checkpoint.load(str(tmp_path / "a/model/best.npz"))
+    assert (meta["epoch"], meta["valid_error"]) == (chosen + 1, min(errors))
+    _, same = checkpoint.load(str(tmp_path / f"a/model/model{chosen}.npz"))
+    assert sorted(arrays) == sorted(same)
+    assert all(np.array_equal(arrays[k], same[k]) for k in arrays if k != "__meta__")
+    # stopped after 2 epochs and resumed: the resumed run goes on from the best in loss.csv
+    train.main(common + ["--n_epochs", "2"] + run_dirs(tmp_path, "b"))
+    train.main(common + ["--n_epochs", "4", "--resume"] + run_dirs(tmp_path, "b"))
+    meta_b, arrays_b = checkpoint.load(str(tmp_path / "b/model/best.npz"))
+    assert (meta_b["epoch"], meta_b["valid_error"]) == (meta["epoch"], meta["valid_error"])
+    assert all(np.array_equal(arrays[k], arrays_b[k]) for k in arrays if k != "__meta__")
+    result = classify.main(["--checkpoint", str(tmp_path / "a/model/best.npz"), "--N_test", "200",
+                            "--data_dir", mnist_dir, "--logs_dir", str(tmp_path / "a/best")])
+    assert result["trained_epochs"] == chosen + 1
 
 
 def test_classify_refuses_a_model_without_categories(tmp_path, mnist_dir):

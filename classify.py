@@ -22,7 +22,7 @@ The encoder's categorical head q(y|x) classifies the 10,000 test digits:
     python classify.py --checkpoint runs/semi_100/model/model99.npz
 
 Writes logs/classify.log and logs/classify.json (the error, the number of test digits in each
-category, and what it was computed on).
+category and of each digit in it, and what it was computed on).
 """
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
@@ -34,7 +34,7 @@ import numpy as np
 import config
 from data_maker import load_split
 from eval import check_output_folders, checkpoint_path, load_model
-from config import CLASSIFYING_MODES
+from config import CLASSIFYING_MODES, N_CLASSES
 from utils.run import select_device
 from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger, write_result_json
@@ -76,13 +76,19 @@ def main(argv=None):
              meta.get("epoch"), train_cfg.labels, train_cfg.n_categories)
 
     test_probs = class_probabilities(nets["encoder"], data["x_test"])
+    category = test_probs.argmax(axis=1)
     result = {"checkpoint": path, "trained_epochs": meta.get("epoch"),
               "labels": train_cfg.labels, "n_categories": train_cfg.n_categories,
               "n_test": len(data["y_test"]), "train_config": train_cfg.to_dict(),
               # test digits per category (argmax q(y|x)): shows a q(y|x) that left categories
               # unused or put every digit in one
-              "test_category_sizes": np.bincount(test_probs.argmax(axis=1),
-                                                 minlength=train_cfg.n_categories).tolist()}
+              "test_category_sizes": np.bincount(category,
+                                                 minlength=train_cfg.n_categories).tolist(),
+              # row k: how many test digits of each class category k holds; shows which
+              # digits a cluster mixes
+              "test_category_digits": [
+                  np.bincount(data["y_test"][category == k], minlength=N_CLASSES).tolist()
+                  for k in range(train_cfg.n_categories)]}
     if clustering:
         train_probs = class_probabilities(nets["encoder"], data["x_train"])
         labels_of_category = cluster_labels(train_probs, data["y_train"])

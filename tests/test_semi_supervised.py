@@ -444,6 +444,10 @@ def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist
     assert 0.0 <= result["test_error"] <= 1.0 and result["n_test"] == 200
     sizes = saved["test_category_sizes"]
     assert len(sizes) == cfg.n_categories and sum(sizes) == 200 and min(sizes) >= 0
+    digits = np.array(saved["test_category_digits"])  # row k: category k's digits by class
+    assert digits.shape == (cfg.n_categories, 10) and digits.sum(axis=1).tolist() == sizes
+    y_test = load_split(mnist_dir, n_test=200, parts=("test",))["y_test"]
+    assert digits.sum(axis=0).tolist() == np.bincount(y_test, minlength=10).tolist()
     if cfg.labels == "clustering":
         assert len(saved["cluster_labels"]) == cfg.n_categories
         assert saved["n_train"] == 300

@@ -22,7 +22,7 @@ The encoder's categorical head q(y|x) classifies the 10,000 test digits:
     python classify.py --checkpoint runs/semi_100/model/model99.npz
 
 Writes logs/classify.log and logs/classify.json (the error, the number of test digits in each
-category and of each digit in it, and what it was computed on).
+category and how many of each digit it holds, and what it was computed on).
 """
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 

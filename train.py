@@ -241,6 +241,11 @@ def train(cfg, family, data, device, rank, world, log_writer):
         checkpoint.refuse_to_replace_unfinished(last_path)
         log.info("a new run: it replaces the finished run's resume point %s and outputs of the "
                  "same names (model*.npz of later epochs stay)", last_path)
+    if not cfg.resume and is_main and os.path.isfile(best_path):
+        os.remove(best_path)  # another run's best epoch: not this run's
+    if cfg.resume and family.select_by and history and not os.path.isfile(best_path):
+        log.info("no %s: it will hold the best epoch from now on, if one beats the lowest %s "
+                 "of loss.csv", best_path, family.select_by)
     for name in checkpoint.remove_stale_temporaries(cfg.model_dir) if is_main else ():
         log.info("removed %s, left by an interrupted write", name)
     log.info("resumed from %s at epoch %d, batch %d" % (last_path, start_epoch, start_batch)

@@ -23,6 +23,8 @@ SMALL = ["--N", "256", "--N_train", "3000", "--batch_size", "100"]
 
 def test_train_then_eval_end_to_end(tmp_path, mnist_dir):
     dirs = run_dirs(tmp_path)
+    (tmp_path / "run/model").mkdir(parents=True)
+    (tmp_path / "run/model/best.npz").write_bytes(b"an earlier run's")  # not this run's
     out = train.main(SMALL + ["--n_epochs", "5", "--data_dir", mnist_dir] + dirs)
     history = out["history"]
     assert [row["epoch"] for row in history] == [0, 1, 2, 3, 4]
@@ -35,7 +37,7 @@ def test_train_then_eval_end_to_end(tmp_path, mnist_dir):
                  "logs/train_config.json"]:
         assert (run / name).is_file(), name
     assert json.loads((run / "logs/train_config.json").read_text())["N_train"] == 3000
-    assert not (run / "model/best.npz").exists()  # no validation error to choose an epoch by
+    assert not (run / "model/best.npz").exists()  # removed; no validation error to choose by
 
     samples_path = tmp_path / "samples.npy"
     result = evaluate.main(["--load_epoch", "4", "--N_gen", "500", "--N_test", "400",

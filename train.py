@@ -263,9 +263,6 @@ def train(cfg, family, data, device, rank, world, log_writer):
     batches_per_epoch = math.ceil(n_train / cfg.batch_size)
     grid = model.grid(cfg.seed)  # (codes, decoder labels, columns), or None: no decoder
     saved_resume_point = [False]  # whether this run has written last.npz
-    # the lowest value of family.select_by so far; a resumed run goes on from its loss.csv
-    best = [min((past[family.select_by] for past in history), default=math.inf)
-            if family.select_by else None]
 
     def save_state(epoch, batch, sums):
         checkpoint.save(last_path, nets, {"config": cfg.to_dict(), "epoch": epoch, "batch": batch,
@@ -285,17 +282,17 @@ def train(cfg, family, data, device, rank, world, log_writer):
         """Every output of the epoch, the resume point last: if a write fails, the resumed
         run trains the epoch again and writes them all, so none is lost."""
         run.write_loss_csv(csv_path, history, columns)
+        weights = {"config": cfg.to_dict(), "epoch": epoch + 1, "split": split}
         if (epoch + 1) % cfg.save_every == 0 or epoch == cfg.n_epochs - 1:
             path = os.path.join(cfg.model_dir, f"model{epoch}.npz")
-            checkpoint.save(path, nets, {"config": cfg.to_dict(), "epoch": epoch + 1,
-                                         "split": split})
+            checkpoint.save(path, nets, weights)
             log.info("saved %s", path)
-        if family.select_by and row[family.select_by] <= best[0]:  # ties: the later epoch
-            best[0] = row[family.select_by]
-            checkpoint.save(best_path, nets, {"config": cfg.to_dict(), "epoch": epoch + 1,
-                                              "split": split, family.select_by: best[0]})
-            log.info("saved %s (%s %.6f, the lowest so far)", best_path, family.select_by,
-                     best[0])
+        metric = family.select_by
+        # history holds this epoch and, after a resume, the epochs of loss.csv before it;
+        # ties: the later epoch
+        if metric and row[metric] <= min(past[metric] for past in history):
+            checkpoint.save(best_path, nets, {**weights, metric: row[metric]})
+            log.info("saved %s (%s %.6f, the lowest so far)", best_path, metric, row[metric])
         grid_path = None
         if grid is not None and (epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1):
             grid_path = save_samples(epoch)

@@ -4,9 +4,9 @@ A clustering AAE is worth its adversarial part only if it beats clustering the p
 directly. This script clusters the training images with k-means (scikit-learn) into K
 clusters and labels each cluster by every rule classify.py reports for the clustering AAE:
 
-- ``test_error``: the paper's rule, each cluster labelled by the training image it is most
-  sure of; for k-means, the training image nearest the cluster's centre;
-- ``test_error_valid_labels``: the same with the validation images;
+- ``test_error``: the paper's rule, each cluster labelled by the validation image it is most
+  sure of; for k-means, the validation image nearest the cluster's centre;
+- ``test_error_train_labels``: the same with the training images;
 - ``test_error_majority_labels``: the most common label of the cluster's training images.
 
 Every test image takes the label of its nearest centre. scikit-learn is needed here only
@@ -44,10 +44,10 @@ def centre_scores(x, centres):
 
 def label_clusters(train_scores, y_train, valid_scores, y_valid, test_scores, y_test):
     """The test error by each of classify.py's labelling rules (pure numpy)."""
-    rules = {"": cluster_labels(train_scores, y_train),
-             "valid_": cluster_labels(valid_scores, y_valid),
+    rules = {"": cluster_labels(valid_scores, y_valid),
+             "train_": cluster_labels(train_scores, y_train),
              "majority_": majority_cluster_labels(train_scores, y_train)}
-    result = {}
+    result = {"labelling_rule": "validation images (paper §6)"}
     for prefix, labels in rules.items():
         result[f"{prefix}cluster_labels"] = labels.tolist()
         name = "test_error" + (f"_{prefix[:-1]}_labels" if prefix else "")
@@ -73,9 +73,9 @@ def kmeans_baseline(k, data, seed, n_init, log):
               **label_clusters(scores["train"], data["y_train"], scores["valid"],
                                data["y_valid"], scores["test"], data["y_test"]),
               "sklearn": sklearn_version, "seconds": time.perf_counter() - t0}
-    log.info("K = %d: test error %.2f%% (nearest training image), %.2f%% (validation "
+    log.info("K = %d: test error %.2f%% (nearest validation image), %.2f%% (training "
              "images), %.2f%% (majority) in %.0f s", k, 100 * result["test_error"],
-             100 * result["test_error_valid_labels"], 100 * result["test_error_majority_labels"],
+             100 * result["test_error_train_labels"], 100 * result["test_error_majority_labels"],
              result["seconds"])
     return result
 

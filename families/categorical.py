@@ -111,10 +111,11 @@ def cluster_head_cost(heads, eta):
 # ---------------------------------------------------------------------------------------
 # The four phases (paper Figure 8)
 # ---------------------------------------------------------------------------------------
-def reconstruction_phase(x, nets, opts, sync=no_sync, cluster_head_eta=None):
+def reconstruction_phase(x, nets, opts, sync=no_sync, cluster_head_eta=None, image_sum=False):
     """x -> (q(y|x), z) -> decoder([z, y]), the softmax y decoded as it is; a decoder with
-    cluster heads also pays ``cluster_head_cost``. Returns (BCE per pixel, the heads' cost or
-    None)."""
+    cluster heads also pays ``cluster_head_cost``. ``image_sum``: the step is taken on the BCE
+    summed over each image's pixels (--recon_reduction image_sum), not on its mean. Returns
+    (BCE per pixel, the heads' cost or None)."""
     encoder, decoder = nets["encoder"], nets["decoder"]
     encoder.train()
     decoder.train()
@@ -123,7 +124,10 @@ def reconstruction_phase(x, nets, opts, sync=no_sync, cluster_head_eta=None):
     if cluster_head_eta is not None:
         head_cost = cluster_head_cost(decoder.cluster_heads, cluster_head_eta)
     recon_loss = F.binary_cross_entropy_with_logits(decoder(z_codes, y_probs), x)
-    update(recon_loss if head_cost is None else recon_loss + head_cost, opts,
+    # the paper's SGD rates are meant for a per-image cost (Appendix); the default keeps the
+    # reference's per-pixel mean, and multiplies nothing, so its step is unchanged
+    objective = recon_loss * float(x.shape[1]) if image_sum else recon_loss
+    update(objective if head_cost is None else objective + head_cost, opts,
            ("decoder", "encoder"), sync)
     return recon_loss, head_cost
 
@@ -259,7 +263,7 @@ class CategoricalAAE:
         n = x.shape[0]
         recon_loss, head_cost = reconstruction_phase(
             x, self.nets, self.opts, sync, self.cfg.cluster_head_eta if self.cfg.cluster_heads
-            else None)
+            else None, image_sum=self.cfg.recon_reduction == "image_sum")
         z_prior = paddle.to_tensor(self.prior.sample(n, self.random).astype("float32"))
         y_prior = paddle.to_tensor(self.category_prior.sample(n, self.random).astype("float32"))
         d_z_loss, d_y_loss = discriminator_phase(x, z_prior, y_prior, self.nets, self.opts, sync)

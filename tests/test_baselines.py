@@ -39,7 +39,7 @@ def quiet_log(tmp_path):
     return get_logger("baselines_test", str(tmp_path / "baselines.log"))
 
 
-RULES = ("test_error", "test_error_valid_labels", "test_error_majority_labels")
+RULES = ("test_error", "test_error_train_labels", "test_error_majority_labels")
 
 
 def test_centre_scores_rank_by_distance():
@@ -55,7 +55,7 @@ def test_separable_clusters_are_labelled_right_by_every_rule():
     centres = KMeans(n_clusters=3, n_init=3, random_state=0).fit(x_train).cluster_centers_
     scores = [baselines.centre_scores(x, centres) for x in (x_train, x_valid, x_test)]
     result = baselines.label_clusters(scores[0], y_train, scores[1], y_valid, scores[2], y_test)
-    assert result["test_error"] == result["test_error_valid_labels"] == \
+    assert result["test_error"] == result["test_error_train_labels"] == \
         result["test_error_majority_labels"] == 0.0
     assert sorted(result["cluster_labels"]) == [3, 5, 7]  # the digits, whatever the order
     assert sorted(result["test_category_sizes"]) == [20, 20, 20]
@@ -117,7 +117,7 @@ def test_permuted_digit_labels_are_recovered(tmp_path):
     moved = baselines.kmeans_baseline(10, permuted, seed=0, n_init=3, log=log)
     for rule in RULES:
         assert plain[rule] == moved[rule] == 0.0, rule
-    for key in ("cluster_labels", "valid_cluster_labels", "majority_cluster_labels"):
+    for key in ("cluster_labels", "train_cluster_labels", "majority_cluster_labels"):
         assert sorted(plain[key]) == list(range(10))  # one cluster per digit
         assert moved[key] == permutation[plain[key]].tolist(), key
 
@@ -153,7 +153,7 @@ def test_committed_results_are_whole(name, k, seed, tmp_path):
     assert set(saved) == set(fresh) | {"command"}
     assert saved["k"] == k and saved["seed"] == seed and saved["n_init"] >= 10
     assert (saved["n_train"], saved["n_valid"], saved["n_test"]) == (59000, 1000, 10000)
-    for key in ("cluster_labels", "valid_cluster_labels", "majority_cluster_labels"):
+    for key in ("cluster_labels", "train_cluster_labels", "majority_cluster_labels"):
         assert len(saved[key]) == k and set(saved[key]) <= set(range(10)), key
     assert len(saved["test_category_sizes"]) == k
     assert sum(saved["test_category_sizes"]) == saved["n_test"]

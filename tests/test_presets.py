@@ -219,7 +219,9 @@ FIGURES = {
     # the semi-supervised / clustering AAE: a row per style, a column per category of y
     **{name: ["latent.png", "style_by_class.png"]
        for name in ("semi_100", "semi_1000", "semi_all", "cluster_16", "cluster_30",
-                    "semi_1000_sgd", "dimred_1000", "dimred_unsupervised")},
+                    "semi_1000_sgd", "dimred_1000", "dimred_unsupervised",
+                    "semi_100_paper", "semi_1000_paper", "semi_all_paper", "cluster_16_paper",
+                    "cluster_30_paper")},
 }
 
 

@@ -109,6 +109,32 @@ def test_momentum_sgd_step_is_the_heavy_ball_update():
     np.testing.assert_allclose(encoder.class_logits.bias.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_image_sum_steps_on_the_per_image_cost():
+    """--recon_reduction image_sum: the first SGD step on the reconstruction moves every weight
+    in_dim (20 here) times as far as pixel_mean, and the logged loss is per pixel both ways."""
+    x = paddle.to_tensor(np.random.default_rng(1).random((6, 20)).astype("float32"))
+    moves, logged = {}, {}
+    for reduction in ("pixel_mean", "image_sum"):
+        cfg, nets, opts = tiny_model("semi_100_paper", "--recon_reduction", reduction,
+                                     "--input_noise", "0")
+        before = nets["decoder"].model[-1].bias.numpy().copy()
+        loss, _ = categorical.reconstruction_phase(x, nets, opts,
+                                                   image_sum=reduction == "image_sum")
+        moves[reduction] = nets["decoder"].model[-1].bias.numpy() - before
+        logged[reduction] = float(loss)
+    np.testing.assert_allclose(moves["image_sum"], 20 * moves["pixel_mean"], rtol=1e-4,
+                               atol=1e-9)
+    assert logged["image_sum"] == pytest.approx(logged["pixel_mean"], rel=1e-6)
+    assert np.abs(moves["pixel_mean"]).max() > 0
+
+
+def test_recon_reduction_belongs_to_the_categorical_models():
+    with pytest.raises(UserError, match="--recon_reduction is used only with --labels"):
+        parse(["--recon_reduction", "image_sum"])
+    assert parse(["--preset", "cluster_16_paper"]).recon_reduction == "image_sum"
+    assert parse(["--preset", "semi_100"]).recon_reduction == "pixel_mean"
+
+
 def test_retired_adam_options_are_refused_and_read_back_only_at_their_value():
     for option in ("--adam_beta1", "--adam_decay_epochs"):
         with pytest.raises(UserError, match=f"unrecognized arguments: {option}"):
@@ -451,15 +477,22 @@ def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist
     if cfg.labels == "clustering":
         assert len(saved["cluster_labels"]) == cfg.n_categories
         assert saved["n_train"] == 300
-        # the paper's rule as quoted: clusters labelled by the validation images
+        # the headline is the paper's rule (§6): clusters labelled by the validation images
         nets, _, _ = classify.load_model(str(tmp_path / "run/model/model0.npz"))
         data = load_split(mnist_dir, n_train=300, n_test=200, parts=("train", "valid", "test"))
         valid_probs = classify.class_probabilities(nets["encoder"], data["x_valid"])
         test_probs = classify.class_probabilities(nets["encoder"], data["x_test"])
-        assert saved["valid_cluster_labels"] == \
+        assert saved["cluster_labels"] == \
             classify.cluster_labels(valid_probs, data["y_valid"]).tolist()
-        assert saved["test_error_valid_labels"] == classify.clustering_error(
+        assert saved["test_error"] == classify.clustering_error(
             valid_probs, data["y_valid"], test_probs, data["y_test"])
+        assert saved["n_valid"] == len(data["y_valid"])
+        # beside it: the same rule with the training images
+        train_probs = classify.class_probabilities(nets["encoder"], data["x_train"])
+        assert saved["train_cluster_labels"] == \
+            classify.cluster_labels(train_probs, data["y_train"]).tolist()
+        assert saved["test_error_train_labels"] == classify.clustering_error(
+            train_probs, data["y_train"], test_probs, data["y_test"])
         # the diagnostic: clusters labelled by the majority of their training images
         train_probs = classify.class_probabilities(nets["encoder"], data["x_train"])
         majority = metrics.majority_cluster_labels(train_probs, data["y_train"])
@@ -467,7 +500,7 @@ def test_new_preset_trains_and_classify_writes_its_error(preset, tmp_path, mnist
         assert saved["test_error_majority_labels"] == metrics.labelled_clusters_error(
             majority, test_probs, data["y_test"])
     else:
-        assert "test_error_valid_labels" not in saved
+        assert "test_error_train_labels" not in saved
     assert ("nearest_head_error" in saved) == cfg.cluster_heads
     if cfg.cluster_heads:
         assert 0.0 <= saved["nearest_head_error"] <= 1.0

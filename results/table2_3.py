@@ -7,11 +7,15 @@ Each row lists the seeds of one preset, each seed's classify.json, and their mea
 standard deviation; its baseline (the classifier alone for Table 2, k-means on the pixels for
 Table 3, both by the same rule as the row); and the shipped checkpoint that row names, if any,
 with the error its own classify.json gives (tests/test_shipped_model.py re-computes it).
+``cpu_hours``: the seed's epoch seconds (its loss.csv) times its threads (its train.log), the
+runs sharing the machine with others, so an upper bound of what one would take alone.
 
     python results/table2_3.py            # rewrites results/table2_3.json
 """
+import csv
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -61,6 +65,22 @@ def pct(error):
     return round(100.0 * error, 2)
 
 
+def cpu_hours(classify_json):
+    """Hours of training of the run beside ``classify_json``: the sum of its loss.csv's
+    per-epoch seconds times the threads its train.log records (None without both files)."""
+    folder = os.path.join(ROOT, os.path.dirname(classify_json))
+    try:
+        with open(os.path.join(folder, "loss.csv")) as f:
+            rows = list(csv.DictReader(f))
+        with open(os.path.join(folder, "train.log")) as f:
+            threads = set(re.findall(r"'OMP_NUM_THREADS': '(\d+)'", f.read()))
+    except OSError:
+        return None
+    if len(threads) != 1:  # unknown, or changed between resumptions
+        return None
+    return round(sum(float(r["seconds"]) for r in rows) * int(threads.pop()) / 3600.0, 2)
+
+
 def build_row(name, paper, baseline, seed_files, shipped):
     seeds = []
     for path in seed_files:
@@ -69,7 +89,8 @@ def build_row(name, paper, baseline, seed_files, shipped):
         if cfg["preset"] != name:
             raise SystemExit(f"{path} is a run of --preset {cfg['preset']}, not {name}")
         seeds.append({"seed": cfg["seed"], "test_error_pct": pct(result["test_error"]),
-                      "epochs": result["trained_epochs"], "classify_json": path})
+                      "epochs": result["trained_epochs"], "classify_json": path,
+                      "cpu_hours": cpu_hours(path)})
     if len({s["seed"] for s in seeds}) != len(seeds):
         raise SystemExit(f"{name}: a seed is listed twice")
     errors = np.array([100.0 * read(s["classify_json"])["test_error"] for s in seeds])

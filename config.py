@@ -69,29 +69,15 @@ def _run_dirs(name):
             "logs_dir": f"runs/{name}/logs"}
 
 
-# Settings shared by the 2-d and supervised experiments. The paper's §2.3 and §4 give no layer
-# sizes, learning rates or epochs for them in what this project could check, so they keep the
-# likelihood model's (1200-unit layers, dropout 0.2, the reference's learning rates except
-# reg_lr with labels, below): chosen because that model is known to train on MNIST here.
-# The encoder is the deterministic z = mu of the paper: the reference's Gaussian encoder adds
-# noise of std 5, larger than the whole 2-d mixture or swiss roll.
+# The 2-d and supervised experiments (paper §2.3, §4) keep the likelihood model's layers,
+# dropout and rates, which the paper does not give for them, and the paper's deterministic
+# encoder z = mu (the reference's eps of std 5 would swamp a 2-d prior).
 _PAPER_ENCODER = {"encoder": "deterministic"}
 _CODE_2D = {"latent_dim": 2, **_PAPER_ENCODER}
-# With labels in the regularization the regularization phases learn at 1e-3, ten times the
-# likelihood model's: measured here (results/screens/reg_lr_2d/), gmm_labels on 10k images for
-# 10 epochs put 14% of the test digits in their own component at 1e-4 and 81% at 1e-3
-# (dropout made no difference); the swiss roll 5% and 33%. Without labels 1e-3 does the
-# opposite (results/screens/reg_lr_2d/, gmm_2d on 10k images for 10 epochs): 74% of the test
-# codes would have to move to give every component its share at 1e-3 (the codes one lump),
-# 17% at 1e-4.
+# With labels in the regularization, regularization at 1e-3 (screened: docs/code_space.md).
 _LABELS_2D = {**_CODE_2D, "labels": "regularization", "reg_lr": 1e-3}
-# The supervised AAE: a N(0, 1) style prior, a discriminator that also sees the label
-# (label_critic, not in the paper) and regularization at 5e-4. Measured here
-# (results/screens/supervised_style/, 10k images, 10 epochs, 14 settings; docs/code_space.md,
-# Figures 6-7): with the paper's unconditioned discriminator the style code kept part of the digit's
-# identity at every rate tried (label_control 0.12-0.65) or, at reg_lr 1e-3 with gen_lr 2e-4,
-# lost its style (style_spread <= 0.006); the label critic at 5e-4 gave label_control 0.91
-# with a style per row.
+# The supervised AAE: N(0, 1) style, a discriminator that also sees the label (not in the
+# paper) and regularization at 5e-4 (screened: docs/code_space.md, Figures 6-7).
 _SUPERVISED = {"labels": "supervised", "std": 1.0, "reg_lr": 5e-4, "label_critic": True}
 
 
@@ -100,64 +86,31 @@ def _epochs(n):
     return {"n_epochs": n, "load_epoch": n - 1}
 
 
-# The code-space experiments (Figures 2-7) train for 20 epochs: the paper states no epochs for
-# them; 20 (about 15 minutes each on 2 CPU cores) is a budget chosen to fit the machine, and
-# --n_epochs / --load_epoch train and show longer runs.
+# The code-space experiments (Figures 2-7): 20 epochs, a budget (the paper states none).
 _FIGURE_EPOCHS = _epochs(20)
 
-# The semi-supervised and clustering AAE (paper §5-6, Figure 8). Its style code is the
-# deterministic z of the paper; its size and the Gaussian's std are chosen (10-d, std 1):
-# this project could not check the paper's values; std 1 keeps z on the scale of the softmax y
-# it is decoded with. Layers, dropout and learning rates are the likelihood model's
-# (chosen as for the 2-d presets above).
+# The categorical AAE (paper §5-6, Figure 8): deterministic style z, 10-d with a N(0, 1)
+# prior (chosen: on the scale of the softmax y it is decoded with); the likelihood model's
+# layers, dropout and Adam; a 100-epoch budget (docs/categorical.md#settings-and-how-they-differ-from-the-paper).
 _CATEGORICAL = {"latent_dim": 10, "std": 1.0, **_PAPER_ENCODER}
-# Their budget: 100 epochs, about 2 hours each on 2 CPU cores (a step of these models costs
-# ~1.5 times the likelihood model's); the validation error logged every epoch shows how far
-# the run got. The paper's own schedule is semi_1000_sgd below.
 _BUDGET_EPOCHS = _epochs(100)
-# The SGD schedule of the paper's semi-supervised experiments, as public implementations read
-# its appendix (musyoku/adversarial-autoencoder; this project could not check the paper's
-# text): reconstruction at 0.01 (momentum 0.9), both regularizations at 0.1 (momentum 0.1),
-# classification at 0.1 (momentum 0.9), every rate / 10 at epochs 50 and 1000, 1000-unit
-# layers. The paper trains for thousands of epochs: 2000 chosen, past the second decay.
+# SGD with momentum as public implementations read the paper's appendix: reconstruction 0.01
+# (momentum 0.9), regularizations 0.1 (0.1), classification 0.1 (0.9), / 10 at epochs 50, 1000.
 _PAPER_SGD = {"optimizer": "momentum", "gen_lr": 0.01, "reg_lr": 0.1, "class_lr": 0.1,
               "gen_momentum": 0.9, "reg_momentum": 0.1, "class_momentum": 0.9,
               "lr_decay_epochs": "50,1000", "N": 1000, **_epochs(2000)}
-# The clustering AAE (paper §6) adds N(0, 0.3^2) noise to what its discriminators see, as
-# musyoku/adversarial-autoencoder's categorical models do. Measured here on 10k images for 12
-# epochs (results/screens/disc_noise/, results/screens/semi_levers/): without it cluster_16's
-# q(y|x) put 93% of the digits in one category; with it 7 categories stayed in use.
-# semi_1000 does better without (test error 6.8% against 7.6%), so the semi-supervised presets
-# keep 0. The rates stay the likelihood model's: 5x did better on 20k images for 10 epochs but
-# worse at full size (results/screens/cluster_levers/).
+# Clustering: N(0, 0.3^2) noise on what the discriminators see (as musyoku's code; without it
+# q(y|x) collapses onto one category, results/screens/README.md).
 _CLUSTERING = {"labels": "clustering", "disc_noise": 0.3}
-# The clustering presets also put masking noise on the encoder's input: in training each pixel
-# it sees is zeroed with probability 0.2, the reconstruction target stays clean (20% input
-# dropout: the paper's clustering appendix as 1henrypage/adversarial-autoencoders reads it).
-# Measured on all 59,000 images for 100 epochs (results/denoising/): cluster_16's test error
-# 27.80%, 22.62% and 28.60% (seeds 0, 1, 2), against 36.35% without it and 28.95% with
-# Gaussian input noise of std 0.3 (seed 0). --input_dropout 0 gives the earlier presets back.
-# dimred_unsupervised keeps 0: not measured there.
+# Masking noise on the clustering encoder's input, the target clean (the paper's clustering
+# appendix as a public implementation reads it; results/screens/README.md#input-dropout-on-cluster_16).
 _CLUSTER_INPUT = {"input_dropout": 0.2}
-# The semi-supervised presets and their classifier baselines put Gaussian noise of std 0.3 on
-# the encoder's input in training (the target stays clean). Measured on all 59,000 images for
-# 100 epochs, seed 0: semi_100's test error 3.97% against 5.22% without it, semi_1000 2.69%
-# against 3.17%, semi_all 1.19% against 1.45%, classifier_all 1.06% against 1.59%
-# (results/denoising/, results/semi_1000_input_noise0.3/). Masking noise did worse on
-# semi_100 (validation error 3.91% against 3.49% over epochs 25-32,
-# results/screens/semi_100_input_dropout0.2/). --input_noise 0 gives the earlier presets
-# back. semi_1000_sgd and dimred_1000 keep 0: not measured there.
+# Gaussian noise on the semi-supervised encoder's input, the target clean
+# (results/screens/README.md#input-noise).
 _SEMI_INPUT = {"input_noise": 0.3}
-# The paper's own recipe for Tables 2-3 (its Appendix, as the issue tracker and public
-# implementations read it; docs/deviations.md lists each point and what is not checked):
-# semi-supervised, 1000-unit layers without dropout, N(0, 0.3^2) noise on the encoder's input,
-# the SGD schedule above on the per-image reconstruction cost, 5000 epochs; clustering,
-# 3000-unit layers, batch normalisation in the encoder, a 5-d style, 20% input dropout, one
-# decay at epoch 50, 1500 epochs. The discriminators' noise of _CLUSTERING is kept (not in
-# the paper: without it the categories collapse, results/screens/disc_noise/).
-# The reconstruction rate is 0.001, not the paper's 0.01: on the per-image cost 0.01 diverged
-# within 15 steps with Paddle's initialisation (recon_loss 2e10 at batch 14, semi_100 on 6k
-# images), while on the per-pixel mean it hardly moved (0.67 after 4 epochs; 0.20 at 0.001).
+# The paper's recipe for Tables 2-3 (docs/categorical.md#the-papers-recipe; each difference in
+# docs/deviations.md): no dropout, the per-image reconstruction cost SGD's rates are set for,
+# and reconstruction at 0.001 because 0.01 diverged on that cost with Paddle's initialisation.
 _PAPER_RECIPE = {**_PAPER_SGD, "dropout": 0.0, "recon_reduction": "image_sum", "gen_lr": 0.001}
 _SEMI_PAPER = {**_CATEGORICAL, **_PAPER_RECIPE, "labels": "semi_supervised",
                "input_noise": 0.3, **_epochs(5000)}
@@ -166,8 +119,8 @@ _CLUSTER_PAPER = {**_CATEGORICAL, **_CLUSTERING,
                   "N": 3000, "latent_dim": 5,
                   "encoder_batchnorm": True, "input_dropout": 0.2, "lr_decay_epochs": "50",
                   **_epochs(1500)}
-# The dimensionality-reduction AAE (paper §7, Figure 10): the categorical model with a 2-d
-# style and learned cluster heads, decoding r = y W + z.
+# The dimensionality-reduction AAE (paper §7, Figure 10): a 2-d style and learned cluster
+# heads, decoding r = y W + z.
 _DIMRED = {**_CATEGORICAL, "latent_dim": 2, "cluster_heads": True}
 # n_labeled of semi_all: more than any training split holds, so every image keeps its label.
 ALL_LABELS = 10**9

@@ -36,7 +36,7 @@ TRAIN_KEYS = [
     "swiss_roll_radius", "swiss_roll_turns", "labels", "label_critic", "n_labeled", "n_unlabeled",
     "preset", "n_categories", "cluster_heads", "cluster_head_eta", "class_lr", "optimizer",
     "gen_momentum", "reg_momentum", "class_momentum", "lr_decay_epochs", "input_noise",
-    "input_dropout", "encoder_batchnorm", "recon_reduction",
+    "input_dropout", "encoder_batchnorm", "recon_reduction", "disc_codes",
 ]
 
 # Options that only served screens which were tried and rejected (docs/categorical.md), with
@@ -141,6 +141,7 @@ USED_ONLY_WITH = {
     **{name: ("labels", ("semi_supervised", "clustering", "classifier"))
        for name in ("input_noise", "input_dropout", "encoder_batchnorm")},
     "recon_reduction": ("labels", ("semi_supervised", "clustering")),
+    "disc_codes": ("labels", ("semi_supervised", "clustering")),
     "label_critic": ("labels", "supervised"),
     "eps_std": ("encoder", "gaussian"),
     "architecture": ("labels", "none"),
@@ -292,6 +293,11 @@ class Config:
                               "SGD rates are set for (docs/deviations.md); the logged "
                               "recon_loss is per pixel either way",
                               choices=("pixel_mean", "image_sum"))
+    disc_codes: str = _f("eval", "with --labels semi_supervised or clustering: the codes the "
+                         "discriminators learn from: eval = the encoder in eval mode (no input "
+                         "noise, input dropout or dropout); train = in train mode, as the "
+                         "generator phase shows them (the paper does not say)",
+                         choices=("eval", "train"))
     architecture: str = _f("reference", "reference: the layers of network.py (paper Appendix A, "
                            "the reference's dropout); pytorch_gan: those of "
                            "eriklindernoren/PyTorch-GAN's aae.py at --N units (LeakyReLU, "

@@ -132,10 +132,17 @@ def reconstruction_phase(x, nets, opts, sync=no_sync, cluster_head_eta=None, ima
     return recon_loss, head_cost
 
 
-def discriminator_phase(x, z_prior, y_prior, nets, opts, sync=no_sync):
+def discriminator_phase(x, z_prior, y_prior, nets, opts, sync=no_sync, train_codes=False):
     """D_z learns Gaussian samples z_prior against the style codes, D_y one-hot samples
-    y_prior of Cat(K) against the softmax q(y|x); returns (D_z's loss, D_y's loss)."""
-    nets["encoder"].eval()
+    y_prior of Cat(K) against the softmax q(y|x); returns (D_z's loss, D_y's loss). The codes
+    are the eval-mode encoder's (no input corruption or dropout); ``train_codes``
+    (--disc_codes train): the train-mode encoder's, the codes the generator phase shows them
+    (the paper does not say which; with batch normalisation this forward also moves its
+    running statistics)."""
+    if train_codes:
+        nets["encoder"].train()
+    else:
+        nets["encoder"].eval()
     with paddle.no_grad():  # codes are constants here
         y_codes, z_codes = nets["encoder"](x)
     losses = []
@@ -266,7 +273,8 @@ class CategoricalAAE:
             else None, image_sum=self.cfg.recon_reduction == "image_sum")
         z_prior = paddle.to_tensor(self.prior.sample(n, self.random).astype("float32"))
         y_prior = paddle.to_tensor(self.category_prior.sample(n, self.random).astype("float32"))
-        d_z_loss, d_y_loss = discriminator_phase(x, z_prior, y_prior, self.nets, self.opts, sync)
+        d_z_loss, d_y_loss = discriminator_phase(x, z_prior, y_prior, self.nets, self.opts, sync,
+                                                 train_codes=self.cfg.disc_codes == "train")
         g_z_loss, g_y_loss = generator_phase(x, self.nets, self.opts, sync)
         losses = {"recon_loss": recon_loss, "d_loss": d_z_loss, "g_loss": g_z_loss,
                   "d_y_loss": d_y_loss, "g_y_loss": g_y_loss}

@@ -128,6 +128,27 @@ def test_image_sum_steps_on_the_per_image_cost():
     assert np.abs(moves["pixel_mean"]).max() > 0
 
 
+def test_disc_codes_train_shows_the_discriminators_corrupted_codes():
+    """--disc_codes train: the discriminators learn from the train-mode codes. With input
+    noise that is another update than the eval-mode codes'; without any corruption or dropout
+    the two modes give the same codes, so the same update."""
+    x = paddle.to_tensor(np.random.default_rng(2).random((6, 20)).astype("float32"))
+    prior_z = paddle.to_tensor(np.random.default_rng(3).normal(size=(6, 10)).astype("float32"))
+    prior_y = paddle.to_tensor(np.eye(10, dtype="float32")[np.arange(6)])
+
+    def d_weights(noise, train_codes):
+        cfg, nets, opts = tiny_model("semi_100_paper", "--input_noise", noise)
+        paddle.seed(5)  # the same noise draw in both modes
+        categorical.discriminator_phase(x, prior_z, prior_y, nets, opts, train_codes=train_codes)
+        return [p.numpy() for p in nets["discriminator"].parameters()]
+
+    for noise, same in (("0", True), ("0.5", False)):
+        a, b = d_weights(noise, False), d_weights(noise, True)
+        assert all(np.array_equal(u, v) for u, v in zip(a, b)) == same, noise
+    with pytest.raises(UserError, match="--disc_codes is used only with --labels"):
+        parse(["--disc_codes", "train"])
+
+
 def test_recon_reduction_belongs_to_the_categorical_models():
     with pytest.raises(UserError, match="--recon_reduction is used only with --labels"):
         parse(["--recon_reduction", "image_sum"])

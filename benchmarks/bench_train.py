@@ -3,12 +3,21 @@
     python benchmarks/bench_train.py                    # paper config, batch 100
     python benchmarks/bench_train.py --steps 50 --repeats 7
     python benchmarks/bench_train.py --compare_torch    # also a plain PyTorch eager step
+    python benchmarks/bench_train.py --preset semi_100  # that family's own step
+    python benchmarks/bench_train.py --profile          # also ms per kind of kernel
 
 Prints JSON: ms_per_step (median over repeats), epoch_seconds_estimate (59,000 images),
 gflop_per_step (matmul FLOPs of the step, counted from the layer shapes), achieved_gflops,
 matmul_roofline_gflops (the same matmuls, same shapes and transposes, timed alone on this
 machine now), roofline_fraction = achieved / roofline. With --compare_torch, the plain
 PyTorch step (benchmarks/torch_step.py, run in its own process) and the speed-up.
+
+``--preset NAME`` times the step of that preset's family (semi-supervised, clustering,
+supervised, ...) on random binary images with random labels, its matmuls counted from its own
+networks. ``--profile`` runs further steps under paddle.profiler and adds ``profile``: ms per
+step of the kernels by kind (matmul, optimizer, random numbers, other kernels) and the rest of
+the profiled step (framework overhead: Python, dispatch, autograd bookkeeping); the profiler
+slows the step, so its total is given beside the unprofiled ms_per_step.
 """
 import os
 import sys
@@ -63,6 +72,37 @@ def step_matmuls(cfg, in_dim, batch):
     return ops
 
 
+def categorical_step_matmuls(cfg, in_dim, batch):
+    """The matmuls of families/categorical.py's step (reconstruction, both discriminators, the
+    generator against both, and with labels the classification phase), as step_matmuls."""
+    n, d, k = cfg.N, cfg.latent_dim, cfg.n_categories
+    hidden = [(in_dim, n), (n, n)]
+    heads = [(n, k), (n, d)]
+    dec = [(d + k, n), (n, n), (n, in_dim)]
+    disc_z, disc_y = [(d, n), (n, n), (n, 1)], [(k, n), (n, n), (n, 1)]
+    ops = []
+
+    def layers(shapes, rows, dw=True, dx_from=0):
+        for i, (a, b) in enumerate(shapes):
+            ops.append((rows, a, b, "fwd"))
+            if dw:
+                ops.append((rows, a, b, "dW"))
+            if i >= dx_from:
+                ops.append((rows, a, b, "dX"))
+
+    layers(hidden + heads, batch, dx_from=1)            # 1. reconstruction: encoder
+    layers(dec, batch)                                  #    decoder
+    layers(hidden + heads, batch, dw=False, dx_from=9)  # 2. codes, no gradients
+    layers(disc_z, 2 * batch, dx_from=1)                #    D_z and D_y on [prior; codes]
+    layers(disc_y, 2 * batch, dx_from=1)
+    layers(hidden + heads, batch, dx_from=1)            # 3. generator: encoder
+    layers(disc_z, batch, dw=False)                     #    both D frozen
+    layers(disc_y, batch, dw=False)
+    if cfg.labels == "semi_supervised":                 # 4. classification: hidden + q(y|x)
+        layers(hidden + heads[:1], batch, dx_from=1)
+    return ops
+
+
 def matmul_roofline(ops, repeats, inner=20):
     """Seconds per step spent by the step's matmuls alone at this machine's MKL rate."""
     shapes = {}
@@ -88,22 +128,85 @@ def matmul_roofline(ops, repeats, inner=20):
     return total
 
 
-def time_steps(cfg, in_dim, steps, repeats, seed=0):
-    seed_everything(seed)
+def fake_data(cfg, in_dim, seed=0):
+    """Random binary images with balanced random labels, in load_split's layout: enough for
+    any family's constructor (its labelled subset, its validation images)."""
     rng = np.random.default_rng(seed)
-    x_np = (rng.random((cfg.batch_size, in_dim)) > 0.8).astype("float32")
-    model = train.LikelihoodAAE(cfg, {"x_train": x_np})
-    x = paddle.to_tensor(x_np)
+    n = max(1000, cfg.batch_size)
+    def images(rows):
+        return (rng.random((rows, in_dim)) > 0.8).astype("float32")
+    return {"x_train": images(n), "y_train": np.arange(n) % 10,
+            "x_valid": images(100), "y_valid": np.arange(100) % 10}
 
+
+def build_model(cfg, in_dim, seed=0):
+    seed_everything(seed)
+    data = fake_data(cfg, in_dim, seed)
+    model = train.model_family(cfg)(cfg, data)
+    x = paddle.to_tensor(data["x_train"][:cfg.batch_size])
+    y = paddle.to_tensor(data["y_train"][:cfg.batch_size])
+    return model, x, y
+
+
+def time_steps(cfg, in_dim, steps, repeats, seed=0):
+    model, x, y = build_model(cfg, in_dim, seed)
     for step in range(10):  # warm-up: allocator, MKL buffers
-        model.step(x, None, step)
+        model.step(x, y, step)
     per_repeat = []
     for _ in range(repeats):
         t = time.perf_counter()
         for step in range(steps):
-            model.step(x, None, step)
+            model.step(x, y, step)
         per_repeat.append((time.perf_counter() - t) / steps)
     return per_repeat
+
+
+KINDS = (("matmul", ("matmul",)), ("optimizer", ("adam", "momentum", "sgd")),
+         ("random", ("randint", "uniform", "gaussian", "bernoulli", "dropout")))
+
+
+def kernel_kind(name):
+    """The kind of a kernel by its name (paddle.profiler's DygraphKernelLaunch events)."""
+    for kind, prefixes in KINDS:
+        if name.startswith(prefixes):
+            return kind
+    return "other_kernels"
+
+
+def profile_steps(cfg, in_dim, steps, seed=0):
+    """ms per step of each kind of kernel, and of the rest, over ``steps`` profiled steps."""
+    import glob
+    import tempfile
+    import paddle.profiler as profiler
+    model, x, y = build_model(cfg, in_dim, seed)
+    for step in range(5):
+        model.step(x, y, step)
+    with tempfile.TemporaryDirectory() as folder:
+        prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU],
+                                 on_trace_ready=profiler.export_chrome_tracing(folder))
+        prof.start()
+        t = time.perf_counter()
+        for step in range(steps):
+            model.step(x, y, step)
+            prof.step()
+        wall = (time.perf_counter() - t) / steps
+        prof.stop()
+        with open(sorted(glob.glob(os.path.join(folder, "*.json")))[-1]) as f:
+            trace = json.load(f)
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    ms = {kind: 0.0 for kind, _ in KINDS}
+    ms["other_kernels"] = 0.0
+    kernels = {}
+    for e in events:
+        if e.get("ph") == "X" and e.get("cat") == "DygraphKernelLaunch":
+            name = e["name"].split(" ")[0]
+            ms[kernel_kind(name)] += e["dur"] / 1000.0 / steps  # microseconds -> ms per step
+            kernels[name] = kernels.get(name, 0.0) + e["dur"] / 1000.0 / steps
+    ms = {k: round(v, 2) for k, v in ms.items()}
+    ms["framework_overhead"] = round(1000 * wall - sum(ms.values()), 2)
+    top = sorted(kernels.items(), key=lambda kv: -kv[1])[:12]
+    return {"profiled_ms_per_step": round(1000 * wall, 2), "ms_per_step_by_kind": ms,
+            "top_kernels_ms": {k: round(v, 2) for k, v in top}, "steps": steps}
 
 
 def run_torch(steps, repeats):
@@ -122,35 +225,52 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=100)
     parser.add_argument("--N", type=int, default=1200)
     parser.add_argument("--encoder", default="gaussian", choices=("gaussian", "deterministic"))
+    parser.add_argument("--preset", choices=sorted(config.PRESETS),
+                        help="time this preset's family and settings (its --N, --batch_size ...)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the step: ms per kind of kernel and the overhead")
     parser.add_argument("--compare_torch", action="store_true",
                         help="also time a plain PyTorch eager step (needs torch installed)")
     args = parser.parse_args(argv)
-    cfg = config.Config(batch_size=args.batch_size, N=args.N, encoder=args.encoder).validate()
+    if args.preset:
+        cfg = config.Config(**config.PRESETS[args.preset][1]).validate()
+    else:
+        cfg = config.Config(batch_size=args.batch_size, N=args.N, encoder=args.encoder).validate()
     in_dim = 784
     paddle.set_device("cpu")
 
     per_step = time_steps(cfg, in_dim, args.steps, args.repeats)
     ms = 1000.0 * statistics.median(per_step)
-    ops = step_matmuls(cfg, in_dim, cfg.batch_size)
-    flop = sum(2.0 * rows * a * b for rows, a, b, _ in ops)
-    matmul_seconds = matmul_roofline(ops, args.repeats)
-    roofline = flop / matmul_seconds / 1e9
-    achieved = flop / (ms / 1000.0) / 1e9
+    if cfg.labels in ("semi_supervised", "clustering"):
+        ops = categorical_step_matmuls(cfg, in_dim, cfg.batch_size)
+    elif cfg.labels == "none":
+        ops = step_matmuls(cfg, in_dim, cfg.batch_size)
+    else:
+        ops = None  # no matmul count for this family: no roofline
+    flop = matmul_seconds = None
     result = {
+        "preset": args.preset,
         "ms_per_step": round(ms, 2),
         "ms_per_step_repeats": [round(1000 * s, 2) for s in per_step],
         "epoch_seconds_estimate": round(ms / 1000.0 * np.ceil(59000 / cfg.batch_size), 1),
-        "gflop_per_step": round(flop / 1e9, 3),
-        "achieved_gflops": round(achieved, 1),
-        "matmul_roofline_gflops": round(roofline, 1),
-        "matmul_ms_per_step_at_roofline": round(1000 * matmul_seconds, 2),
-        "roofline_fraction": round(achieved / roofline, 3),
         "config": {"batch_size": cfg.batch_size, "N": cfg.N, "latent_dim": cfg.latent_dim,
-                   "encoder": cfg.encoder, "dropout": cfg.dropout},
+                   "encoder": cfg.encoder, "dropout": cfg.dropout, "labels": cfg.labels},
         "steps": args.steps, "repeats": args.repeats,
         "paddle": paddle.__version__, "python": platform.python_version(),
         "threads": utils.cpu_env.SETTINGS, "cpu": platform.processor() or platform.machine(),
     }
+    if ops is not None:
+        flop = sum(2.0 * rows * a * b for rows, a, b, _ in ops)
+        matmul_seconds = matmul_roofline(ops, args.repeats)
+        roofline = flop / matmul_seconds / 1e9
+        achieved = flop / (ms / 1000.0) / 1e9
+        result.update({"gflop_per_step": round(flop / 1e9, 3),
+                       "achieved_gflops": round(achieved, 1),
+                       "matmul_roofline_gflops": round(roofline, 1),
+                       "matmul_ms_per_step_at_roofline": round(1000 * matmul_seconds, 2),
+                       "roofline_fraction": round(achieved / roofline, 3)})
+    if args.profile:
+        result["profile"] = profile_steps(cfg, in_dim, args.steps)
     if args.compare_torch:
         result["torch"] = run_torch(args.steps, args.repeats)
         if "ms_per_step" in result["torch"]:

@@ -13,6 +13,7 @@ renames them, so every committed file reads the same way:
     nearest_head_error       -> nearest_head_error_train_labels   (its heads took the same labels)
 
     python results/relabel_clustering_rule.py            # every results/**/classify.json, kmeans_*.json
+    python results/relabel_clustering_rule.py --table    # a Markdown table of every clustering result by each rule
 
 A file already in today's names is left as it is (the script can be run twice).
 """
@@ -62,5 +63,27 @@ def main(root):
     print(f"{changed} of {len(paths)} files renamed")
 
 
+def table(root):
+    """Every clustering result under ``root`` by each labelling rule, as Markdown rows."""
+    print("| result | paper's rule (validation images) | training images | majority |")
+    print("| --- | --- | --- | --- |")
+    paths = sorted(glob.glob(os.path.join(root, "**", "classify.json"), recursive=True)
+                   + glob.glob(os.path.join(root, "**", "kmeans_*.json"), recursive=True))
+    for path in paths:
+        with open(path) as f:
+            result = json.load(f)
+        if "test_error_train_labels" not in result:
+            continue  # a semi-supervised result: one rule only
+        name = os.path.relpath(path, os.path.dirname(root))
+        majority = result.get("test_error_majority_labels")  # older files lack it
+        print(f"| `{name}` | {100 * result['test_error']:.2f}% | "
+              f"{100 * result['test_error_train_labels']:.2f}% | "
+              + (f"{100 * majority:.2f}% |" if majority is not None else "— |"))
+
+
 if __name__ == "__main__":
-    main(os.path.join(os.path.dirname(os.path.abspath(__file__))))
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.argv[1:] == ["--table"]:
+        table(here)
+    else:
+        main(here)

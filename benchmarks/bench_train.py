@@ -27,6 +27,7 @@ sys.path.insert(0, ROOT)
 import utils.cpu_env  # noqa: E402,F401  (before paddle)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -181,7 +182,8 @@ def profile_steps(cfg, in_dim, steps, seed=0):
     model, x, y = build_model(cfg, in_dim, seed)
     for step in range(5):
         model.step(x, y, step)
-    with tempfile.TemporaryDirectory() as folder:
+    # the profiler prints a summary on stdout, where this script's JSON goes: send it to stderr
+    with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(sys.stderr):
         prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU],
                                  on_trace_ready=profiler.export_chrome_tracing(folder))
         prof.start()

@@ -137,4 +137,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, all_or_nothing="classify.py")

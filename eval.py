@@ -91,7 +91,7 @@ def saved_output_size(arrays):
                                         for key in arrays) if m]
     if not layers:
         return None
-    return arrays[f"net/decoder/model.{max(layers)}.bias"].shape[0]
+    return arrays[f"net/decoder/model.{max(layers)}.bias"].size
 
 
 def load_model(path, trust_pickle=False):
@@ -102,11 +102,20 @@ def load_model(path, trust_pickle=False):
         meta, arrays = checkpoint.load(path)
     train_cfg = config.Config.from_dict(meta["config"], where=path)
     in_dim = saved_output_size(arrays)
-    if in_dim is None and "net/encoder/model.0.weight" in arrays:  # an encoder alone
-        in_dim = arrays["net/encoder/model.0.weight"].shape[0]  # (Table 2's classifier)
+    first = arrays.get("net/encoder/model.0.weight")
+    if in_dim is None and first is not None and first.ndim == 2:  # an encoder alone
+        in_dim = first.shape[0]  # (Table 2's classifier)
     if in_dim is None:
         raise UserError(f"{path} holds no decoder or encoder weights")
-    nets = build_networks(train_cfg, in_dim=in_dim, n_classes=saved_n_classes(train_cfg, arrays))
+    try:
+        n_classes = saved_n_classes(train_cfg, arrays)
+    except (KeyError, IndexError):
+        n_classes = None
+    if not in_dim or not n_classes or n_classes < 1:
+        raise UserError(f"{path}: its weights do not fit the --labels {train_cfg.labels} model "
+                        "its record describes (missing or mis-shaped first layers): a damaged "
+                        "file, or another model's weights under this record")
+    nets = build_networks(train_cfg, in_dim=in_dim, n_classes=n_classes)
     checkpoint.restore_networks(nets, arrays, path)
     for layer in nets.values():
         layer.eval()
@@ -337,4 +346,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, all_or_nothing="eval.py")

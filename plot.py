@@ -171,4 +171,4 @@ def style_and_class(decoder, codes, data, n_classes):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, all_or_nothing="plot.py")

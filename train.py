@@ -279,27 +279,37 @@ def train(cfg, family, data, device, rank, world, log_writer):
                           nrow=grid[2])
 
     def write_epoch_outputs(epoch, row, images_per_s, vdl):
-        """Every output of the epoch, the resume point last: if a write fails, the resumed
-        run trains the epoch again and writes them all, so none is lost."""
-        run.write_loss_csv(csv_path, history, columns)
-        weights = {"config": cfg.to_dict(), "epoch": epoch + 1, "split": split}
-        if (epoch + 1) % cfg.save_every == 0 or epoch == cfg.n_epochs - 1:
-            path = os.path.join(cfg.model_dir, f"model{epoch}.npz")
-            checkpoint.save(path, nets, weights)
-            log.info("saved %s", path)
-        metric = family.select_by
-        # history holds this epoch and, after a resume, the epochs of loss.csv before it;
-        # ties: the later epoch
-        if metric and row[metric] <= min(past[metric] for past in history):
-            checkpoint.save(best_path, nets, {**weights, metric: row[metric]})
-            log.info("saved %s (%s %.6f, the lowest so far)", best_path, metric, row[metric])
+        """Every output of the epoch, all or none (checkpoint.all_or_nothing), the resume
+        point renamed last: if a write fails (a full disk) or the run is stopped meanwhile, no
+        file of the epoch appears and the resumed run trains the epoch again and writes them
+        all, so none is lost."""
         grid_path = None
-        if grid is not None and (epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1):
-            grid_path = save_samples(epoch)
-        if vdl is not None:
+        with checkpoint.all_or_nothing():
+            run.write_loss_csv(csv_path, history, columns)
+            weights = {"config": cfg.to_dict(), "epoch": epoch + 1, "split": split}
+            if (epoch + 1) % cfg.save_every == 0 or epoch == cfg.n_epochs - 1:
+                path = os.path.join(cfg.model_dir, f"model{epoch}.npz")
+                checkpoint.save(path, nets, weights)
+                saved = [path]
+            else:
+                saved = []
+            metric = family.select_by
+            # history holds this epoch and, after a resume, the epochs of loss.csv before it;
+            # ties: the later epoch
+            if metric and row[metric] <= min(past[metric] for past in history):
+                checkpoint.save(best_path, nets, {**weights, metric: row[metric]})
+                saved.append(best_path)
+            if grid is not None and (epoch % cfg.sample_every == 0 or epoch == cfg.n_epochs - 1):
+                grid_path = save_samples(epoch)
+            plot_losses(history, os.path.join(cfg.images_dir, "loss_curve.png"))
+            save_state(epoch + 1, 0, dict.fromkeys(names, 0.0))
+        for path in saved:
+            if path == best_path:
+                log.info("saved %s (%s %.6f, the lowest so far)", best_path, metric, row[metric])
+            else:
+                log.info("saved %s", path)
+        if vdl is not None:  # after the renames: it reads the epoch's sample grid
             run.log_epoch_to_visualdl(vdl, row, images_per_s, grid_path)
-        plot_losses(history, os.path.join(cfg.images_dir, "loss_curve.png"))
-        save_state(epoch + 1, 0, dict.fromkeys(names, 0.0))
 
     # created only now, so a refused --resume leaves the old VisualDL file alone
     vdl = (run.open_visualdl(log_writer, os.path.join(cfg.logs_dir, "vdl"))

@@ -9,10 +9,19 @@ checkpoint resumes in any process.
 
 Files are written to a temporary name in the same folder, fsynced and renamed: an interrupted
 save leaves the previous checkpoint intact and never a half-written file under the real name.
+The rename replaces a symbolic link of that name by the new file, never the file the link points
+to. Within ``all_or_nothing`` the renames wait for the end of the block, so that several outputs
+(an epoch's, an evaluation's) appear together or not at all.
+
+Reading runs no code and trusts no size the file declares: every array's header is checked
+(no object arrays, a size that matches the bytes stored) before anything is allocated.
 """
+import contextlib
 import json
+import math
 import os
 import re
+import signal
 import tempfile
 import zipfile
 
@@ -51,8 +60,84 @@ def _umask():
     return mask
 
 
+# The all_or_nothing blocks in progress, innermost last: each a list of (temporary, path).
+_STAGES = []
+
+
+def _remove_quietly(path):
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def _fsync_folder(folder):
+    """Make the renames in ``folder`` durable (where the system allows it)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait until the block is done (then arrive as usual)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # not on POSIX
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _commit(pending):
+    """Rename every (temporary, path) of ``pending`` in order; if one fails, the rest are
+    removed and that file is named (the renamed ones are complete files)."""
+    with _signals_held():
+        for i, (tmp, path) in enumerate(pending):
+            try:
+                os.replace(tmp, path)
+            except OSError as err:
+                for later, _ in pending[i:]:
+                    _remove_quietly(later)
+                raise UserError(f"cannot write {path}: {err.strerror}") from None
+        for folder in dict.fromkeys(os.path.dirname(os.path.abspath(p)) for _, p in pending):
+            _fsync_folder(folder)
+
+
+@contextlib.contextmanager
+def all_or_nothing():
+    """Within the block, ``atomic_write`` leaves each file under its temporary name; when the
+    block ends normally they all take their real names (Ctrl-C and SIGTERM held back for the
+    few renames), and when it ends by an error, a full disk or a signal raised as an exception
+    they are all removed: the folders keep the earlier outputs, or get every new one. A file
+    written within the block cannot be read back under its name until the block ends."""
+    pending = []
+    _STAGES.append(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            _remove_quietly(tmp)
+        raise
+    finally:
+        _STAGES.remove(pending)
+    if _STAGES:  # nested: the outer block decides
+        _STAGES[-1].extend(pending)
+    else:
+        _commit(pending)
+
+
 def atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, rename over ``path``."""
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, rename over ``path``
+    (inside ``all_or_nothing``: at the end of that block). A symbolic link named ``path`` is
+    replaced by the file; its target is never written."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -66,25 +151,27 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if _STAGES:
+            stage = _STAGES[-1]
+            for earlier in [entry for entry in stage if entry[1] == path]:
+                stage.remove(earlier)  # written twice in the block: the later one counts
+                _remove_quietly(earlier[0])
+            stage.append((tmp, path))
+            return
         os.replace(tmp, path)
     except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
         if isinstance(err, OSError):
-            raise UserError(f"cannot write {path}: {err.strerror}") from None
+            raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+        if isinstance(err, MemoryError):
+            raise UserError(f"cannot write {path}: out of memory") from None
         raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    _fsync_folder(folder)  # make the rename itself durable
 
 
 # The temporary names atomic_write gives the checkpoints of train.py
-_TEMPORARY = re.compile(r"(last|model\d+)\.npz\.[a-z0-9_]{8}\.tmp")  # mkstemp's 8 characters
+_TEMPORARY = re.compile(r"(last|best|model\d+)\.npz\.[a-z0-9_]{8}\.tmp")  # mkstemp's 8 characters
 
 
 def remove_stale_temporaries(folder):
@@ -134,6 +221,68 @@ def starts_like_zip(path):
         return f.read(4) == b"PK\x03\x04"
 
 
+def _machine_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gigabytes(n_bytes):
+    return f"{n_bytes / 1e9:.3g} GB"
+
+
+def _array_header(f, name, path):
+    """(shape, fortran_order, dtype) of the .npy member ``name`` open as ``f``."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    raise ValueError(f"{name} has .npy format version {version[0]}.{version[1]}, which this "
+                     "project does not write")
+
+
+def read_npz(path):
+    """The arrays of an .npz file, read without pickle and without trusting its headers: an
+    object array (its elements would be unpickled: code could run) or an array whose declared
+    shape does not match the bytes stored (a forged header could ask for any amount of memory)
+    is refused with a UserError naming the array, before its data is read."""
+    arrays = {}
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        declared = sum(info.file_size for info in members)
+        memory = _machine_memory()
+        if memory and declared > memory:
+            raise UserError(f"{path} declares {_gigabytes(declared)} of arrays, more than the "
+                            f"{_gigabytes(memory)} of this machine: a damaged or forged file, "
+                            "not a checkpoint of this project")
+        for info in members:
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise UserError(f"{path} holds {name!r}, which is not an array: not a "
+                                "checkpoint of this project")
+            key = name[:-len(".npy")]
+            with archive.open(info) as f:
+                shape, fortran, dtype = _array_header(f, name, path)
+                if dtype.hasobject:
+                    raise UserError(f"{path}: its array {key} holds Python objects, which only "
+                                    "unpickling (running code from the file) could read; this "
+                                    "project never writes those: not one of its checkpoints")
+                n_bytes = math.prod(shape) * dtype.itemsize
+                stored = info.file_size - f.tell()
+                if n_bytes != stored:
+                    raise UserError(f"{path}: its array {key} declares shape {list(shape)} "
+                                    f"({n_bytes} bytes) but stores {stored} bytes: a damaged "
+                                    "or forged file, not a checkpoint of this project")
+                data = f.read(n_bytes)
+            if len(data) != n_bytes:
+                raise ValueError(f"{name} ends after {len(data)} of {n_bytes} bytes")
+            array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+            arrays[key] = array.copy()  # writable, as np.load gives it
+    return arrays
+
+
 def load(path):
     """Read a checkpoint: returns (meta dict, {array name: numpy array}). Runs no code."""
     if not os.path.isfile(path):
@@ -143,8 +292,7 @@ def load(path):
                         "checkpoint such as the reference's model199.pkl, name it *.pkl and "
                         "pass --trust_pickle true)")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        arrays = read_npz(path)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise UserError(f"{path} is not a readable checkpoint ({err}); it may be truncated "
                         "or not made by this project") from None
@@ -182,12 +330,35 @@ def _check_and_collect(prefix, expected, arrays, path):
     return found
 
 
+def _paddle_dtype_name(value):
+    return str(value.dtype).replace("paddle.", "")
+
+
+def check_values(found, state, prefix, path):
+    """Refuse arrays ``found`` of another dtype than the model's ``state`` (float16, integers:
+    not written by this project, and Paddle would convert or reject them silently) or holding
+    NaN or infinite numbers (a diverged or damaged model)."""
+    for key, value in state.items():
+        array, wanted = found[key], _paddle_dtype_name(value)
+        if array.dtype.name != wanted:
+            raise UserError(f"{path}: {prefix}{key} holds {array.dtype.name} numbers, the "
+                            f"model's are {wanted}: not a checkpoint written by this project "
+                            "(convert it, or use the checkpoint train.py wrote)")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int(np.size(array) - np.isfinite(array).sum())
+            raise UserError(f"{path}: {prefix}{key} holds {bad} NaN or infinite number(s): "
+                            "the model diverged or the file is damaged; use an earlier "
+                            "checkpoint")
+
+
 def restore_networks(networks, arrays, path):
-    """Load every network's weights; refuse any missing, extra or mis-shaped array."""
+    """Load every network's weights; refuse any missing, extra or mis-shaped array, one of
+    another dtype or with NaN or infinite numbers."""
     for net_name, layer in networks.items():
         state = layer.state_dict()
         expected = {key: value.shape for key, value in state.items()}
         found = _check_and_collect(f"net/{net_name}/", expected, arrays, path)
+        check_values(found, state, f"net/{net_name}/", path)
         layer.set_state_dict({key: found[key] for key in state})
 
 

@@ -3,7 +3,8 @@
 Paddle's bundled MKL checks the CPU vendor and takes a slow generic path on AMD processors;
 ``MKL_DEBUG_CPU_TYPE=5`` makes it use its AVX2 kernels there (measured on a 2-core AMD EPYC:
 fp32 matmul ~28 -> ~150 GFLOP/s, one AAE step ~409 -> ~110 ms). ``OMP_NUM_THREADS`` is set to
-the number of cores this process may use. Both are set only where the user has not set them,
+the number of cores this process may use; a value that is not a positive whole number
+(``abc``, ``0``) is replaced by that number too, with a one-line warning on stderr. Both are set only where the user has not set them,
 and the MKL switch only on x86 AMD CPUs. Importing this module applies the settings; it must be
 imported before ``paddle`` (train.py, eval.py and the tests do so first).
 
@@ -71,10 +72,20 @@ def keep_freed_memory():
     return bool(trimmed and mapped)
 
 
+def _positive_whole_number(text):
+    return text.strip().isdigit() and int(text) > 0
+
+
 def configure():
     """Apply the settings where the user has not; return what is in force (for the record)."""
     if _is_amd_x86():
         os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads is not None and not _positive_whole_number(threads):
+        # OpenMP would print its own complaint and run on a default of its choice
+        print(f"warning: OMP_NUM_THREADS={threads!r} is not a positive whole number; using "
+              f"{usable_cores()} (the cores this process may use) instead", file=sys.stderr)
+        del os.environ["OMP_NUM_THREADS"]
     os.environ.setdefault("OMP_NUM_THREADS", str(usable_cores()))
     settings = {k: os.environ.get(k) for k in ("MKL_DEBUG_CPU_TYPE", "OMP_NUM_THREADS")}
     settings["malloc_keeps_freed_memory"] = keep_freed_memory()

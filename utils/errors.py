@@ -18,10 +18,33 @@ class Terminated(UserError):
     exit_code = 128 + signal.SIGTERM
 
 
-def run_cli(main):
+def _out_of_memory(err):
+    """Whether ``err`` says that memory ran out: numpy's and Python's MemoryError, or Paddle's
+    allocation failure (ResourceExhaustedError, which reaches Python as a MemoryError or a
+    RuntimeError depending on where it happened)."""
+    return isinstance(err, MemoryError) or (
+        isinstance(err, RuntimeError) and ("ResourceExhausted" in str(err)
+                                           or "Out of memory" in str(err)))
+
+
+def run_cli(main, all_or_nothing=None):
     """Run ``main(sys.argv[1:])`` as a command: user errors become one line and exit code 2,
     a file the system refuses to write or read (full disk, no permission) one line and exit
-    code 1, Ctrl-C exits with 130 (the script has already saved what it could)."""
+    code 1, memory running out (the machine's, or a limit such as ``ulimit -v``) one line and
+    exit code 1, Ctrl-C exits with 130 (the script has already saved what it could).
+
+    ``all_or_nothing``: the script's name, for a script whose outputs must appear together or
+    not at all: it then runs within ``checkpoint.all_or_nothing`` and ``sigterm_raises``, so a
+    refusal, a full disk, Ctrl-C or SIGTERM leaves none of its outputs and the earlier ones as
+    they were."""
+    if all_or_nothing is not None:
+        from utils import checkpoint  # (utils.checkpoint imports this module)
+        inner, kept = main, "none of its outputs were written, earlier ones are unchanged"
+
+        def main(argv):
+            with sigterm_raises(f"{all_or_nothing} was terminated (SIGTERM): {kept}; run it "
+                                "again"), checkpoint.all_or_nothing():
+                return inner(argv)
     try:
         main(sys.argv[1:])
     except UserError as err:
@@ -33,8 +56,18 @@ def run_cli(main):
         print(f"error: {err.filename}: {err.strerror}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted" + (f": {kept}" if all_or_nothing is not None else ""),
+              file=sys.stderr)
         sys.exit(130)
+    except (MemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise
+        written = ("; none of its outputs were written" if all_or_nothing is not None else
+                   "; files being written were left as they were")
+        what = (str(err).strip().splitlines() or ["MemoryError"])[0][:160]
+        print(f"error: out of memory ({what}){written}: free memory, raise the memory limit (ulimit -v) or use smaller "
+              "sizes (--N_gen, --N_test, --batch_size, --N)", file=sys.stderr)
+        sys.exit(1)
 
 
 class sigterm_raises:

@@ -1,16 +1,39 @@
 """Logging to the console and to a file, one line per event, fixed format; and reading back
 train.py's per-epoch ``loss.csv``; writing a script's results as JSON."""
 import csv
+import errno
 import json
 import logging
 import os
+import sys
 
 from utils import checkpoint
-from utils.errors import refuse_non_finite
+from utils.errors import UserError, refuse_non_finite
+
+
+class _AppendingFileHandler(logging.FileHandler):
+    """A FileHandler that does not follow a symbolic link of the log's name (O_NOFOLLOW): a
+    log is never appended to a file outside the chosen folder through a link. A line that
+    cannot be written is an error (``handleError``)."""
+
+    def _open(self):
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(self.baseFilename, flags, 0o666)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    def handleError(self, record):
+        """A log line the system refuses (a full disk, a file-size limit) stops the script
+        with one line, instead of logging's traceback on stderr for every later line."""
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError):
+            raise UserError(f"cannot write the log {self.baseFilename}: {err.strerror}; make "
+                            "room there or choose another logs folder") from None
+        super().handleError(record)
 
 
 def get_logger(name, log_file=None, level=logging.INFO):
-    """A logger writing to stderr and, if given, to ``log_file`` (appending).
+    """A logger writing to stderr and, if given, to ``log_file`` (appending; a symbolic link of
+    that name is refused, see ``_AppendingFileHandler``).
 
     Handlers are replaced on every call, so calling ``main`` twice in one process (tests,
     notebooks) does not duplicate lines.
@@ -28,7 +51,14 @@ def get_logger(name, log_file=None, level=logging.INFO):
     logger.addHandler(console)
     if log_file:
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        try:
+            file_handler = _AppendingFileHandler(log_file, encoding="utf-8")
+        except OSError as err:
+            if err.errno == errno.ELOOP or os.path.islink(log_file):
+                raise UserError(f"{log_file} is a symbolic link: logs are not written through "
+                                "links; remove the link, or choose another logs folder") from None
+            raise UserError(f"cannot write the log {log_file}: {err.strerror}; choose a "
+                            "writable logs folder") from None
         file_handler.setFormatter(fmt)
         logger.addHandler(file_handler)
     return logger

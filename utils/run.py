@@ -127,35 +127,66 @@ class StopFlag:
 
 class RunLock:
     """One training run per folder at a time: an exclusive lock on <folder>/.train.lock for
-    each folder given (the model and the logs folder), released by the operating system when
-    the process ends, however it ends."""
+    each folder given (the model and the logs folder). The run removes the lock file when it
+    ends, by an error too; if it is killed, the operating system releases the lock and the
+    file left behind is taken over by the next run. The file is opened without following a
+    symbolic link of that name."""
+
+    NAME = ".train.lock"
 
     def __init__(self, *folders):
         # each folder once (a lock taken twice by one process would refuse itself)
         self.folders = list(dict.fromkeys(os.path.realpath(f) for f in folders))
-        self._files = []
+        self._held = []  # (path, file descriptor)
+
+    def _take(self, fcntl, folder):
+        path = os.path.join(folder, self.NAME)
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            except OSError as err:
+                if os.path.islink(path):
+                    raise UserError(f"{path} is a symbolic link: the run lock is never taken "
+                                    "through one; remove it") from None
+                raise UserError(f"cannot create the run lock {path}: {err.strerror}; choose "
+                                "a writable folder") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise UserError(f"another train.py is using {folder}; wait for it to end, or "
+                                "choose other --model_dir, --images_dir and --logs_dir") from None
+            # the run that held it may have removed the file meanwhile: lock the one there now
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+            except OSError:
+                same = False
+            if same:
+                return path, fd
+            os.close(fd)
 
     def __enter__(self):
         try:
             import fcntl
         except ImportError:  # not on POSIX: no lock
             return self
-        for folder in self.folders:
-            lock = open(os.path.join(folder, ".train.lock"), "a+")
-            try:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                lock.close()
-                self.__exit__()
-                raise UserError(f"another train.py is using {folder}; wait for it to end, or "
-                                "choose other --model_dir, --images_dir and --logs_dir") from None
-            self._files.append(lock)
+        try:
+            for folder in self.folders:
+                self._held.append(self._take(fcntl, folder))
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
-        for lock in self._files:
-            lock.close()
-        self._files = []
+        for path, fd in self._held:
+            try:  # removed while still held, so no other run can hold this file meanwhile
+                if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
+                    os.remove(path)
+            except OSError:
+                pass
+            os.close(fd)
+        self._held = []
 
 
 # ---------------------------------------------------------------------------------------

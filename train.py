@@ -50,6 +50,9 @@ from utils.steps import (aae_optimizer_plan, average_gradients, discriminator_lo
 TRAIN_KEYS = config.TRAIN_KEYS
 LOSS_NAMES = ("recon_loss", "d_loss", "g_loss")  # the likelihood model's, in loss.csv
 PROGRESS_EVERY = 20  # steps between updates of the progress bar's figures
+# steps between train.log's throughput lines (TIPC's benchmark fields); chosen so that a
+# full epoch (590 steps) gives ~30 lines and the lite TIPC run (test_tipc/) a few
+THROUGHPUT_EVERY = 20
 # Settings that may differ between a run and its resumption (they do not change the math).
 RESUMABLE_CHANGES = {"n_epochs", "resume", "device", "save_every", "sample_every",
                      "model_dir", "images_dir", "logs_dir", "data_dir", "visualdl", "preset"}
@@ -315,6 +318,7 @@ def train(cfg, family, data, device, rank, world, log_writer):
     vdl = (run.open_visualdl(log_writer, os.path.join(cfg.logs_dir, "vdl"))
            if log_writer is not None and is_main else None)
     progress = run.progress_bar(enabled=is_main)
+    throughput = run.ThroughputLog(log, THROUGHPUT_EVERY, cfg.n_epochs, batches_per_epoch)
     t_run = time.perf_counter()
     steps_run = 0
     with vdl or contextlib.nullcontext(), run.StopFlag() as stop:
@@ -331,13 +335,16 @@ def train(cfg, family, data, device, rank, world, log_writer):
             t_epoch = time.perf_counter()
             bar = progress(total=batches_per_epoch, initial=first, desc=f"epoch {epoch}")
             for batch in range(first, batches_per_epoch):
+                throughput.begin()
                 step = epoch * batches_per_epoch + batch
                 paddle.seed(run.step_seed(cfg.seed, step, rank, world))
                 start = batch * cfg.batch_size
                 rows = min(cfg.batch_size, n_train - start)  # the last batch may be short
                 mine = slice(start + rank * shard, start + min(rows, (rank + 1) * shard))
-                losses = model.step(x_epoch[mine],
-                                     y_epoch[mine] if y_epoch is not None else None, step, sync)
+                x_batch = x_epoch[mine]
+                y_batch = y_epoch[mine] if y_epoch is not None else None
+                throughput.batch_ready()
+                losses = model.step(x_batch, y_batch, step, sync)
                 stop_now = stop.requested
                 if world > 1:  # every process logs and decides on the same numbers
                     losses, stop_now = run.mean_over_processes(losses, stop_now)
@@ -349,6 +356,7 @@ def train(cfg, family, data, device, rank, world, log_writer):
                 for name in names:
                     sums[name] += losses[name] * rows
                 steps_run += 1
+                throughput.step_done(epoch, batch, losses, rows)
                 bar.update(1)
                 if bar.n % PROGRESS_EVERY == 0:
                     seen = (batch + 1 - first) * cfg.batch_size

@@ -5,6 +5,7 @@ import contextlib
 import csv
 import os
 import signal
+import time
 
 import numpy as np
 import paddle
@@ -263,6 +264,45 @@ def log_epoch_to_visualdl(writer, row, images_per_s=None, grid_path=None):
             pixels = np.array(image.convert("L"))
         writer.add_image("samples", pixels, epoch, dataformats="HW")
     writer.flush()  # so a running VisualDL board shows each epoch as it ends
+
+
+class ThroughputLog:
+    """One log line every ``every`` training steps with the fields of Paddle's benchmark logs
+    (TIPC): epoch, iter, the step's losses, ``avg_reader_cost`` (seconds per step spent getting
+    the mini-batch), ``avg_batch_cost`` (seconds per whole step), ``avg_samples`` (images per
+    step) and ``ips`` (images per second), averaged over the steps since the last line. Only
+    reads the clock: nothing of the step changes."""
+
+    def __init__(self, log, every, n_epochs, batches_per_epoch):
+        self.log, self.every = log, every
+        self.n_epochs, self.batches_per_epoch = n_epochs, batches_per_epoch
+        self._reset()
+
+    def _reset(self):
+        self.steps, self.reader_cost, self.batch_cost, self.samples = 0, 0.0, 0.0, 0
+
+    def begin(self):
+        """A step starts (before its mini-batch is taken)."""
+        self._t_step = time.perf_counter()
+
+    def batch_ready(self):
+        """The step's mini-batch is ready: the time since ``begin`` is its reader cost."""
+        self.reader_cost += time.perf_counter() - self._t_step
+
+    def step_done(self, epoch, batch, losses, rows):
+        """The step (of ``rows`` images) has ended with ``losses`` ({name: float})."""
+        self.batch_cost += time.perf_counter() - self._t_step
+        self.steps += 1
+        self.samples += rows
+        if self.steps < self.every:
+            return
+        self.log.info("epoch: [%d/%d], iter: [%d/%d], %s, avg_reader_cost: %.5f sec, "
+                      "avg_batch_cost: %.5f sec, avg_samples: %.1f, ips: %.1f images/sec",
+                      epoch, self.n_epochs, batch + 1, self.batches_per_epoch,
+                      ", ".join(f"{k}: {v:.6f}" for k, v in losses.items()),
+                      self.reader_cost / self.steps, self.batch_cost / self.steps,
+                      self.samples / self.steps, self.samples / max(self.batch_cost, 1e-12))
+        self._reset()
 
 
 def progress_bar(enabled=True):

@@ -28,6 +28,7 @@ import utils.cpu_env  # noqa: E402,F401  (before paddle)
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -42,6 +43,18 @@ import train  # noqa: E402
 from utils.run import seed_everything  # noqa: E402
 
 
+def add_layer_matmuls(ops, shapes, rows, dw=True, dx_from=0):
+    """Append to ``ops`` the matmuls of a stack of Linear layers of ``shapes`` [(in, out)] on
+    ``rows`` rows: each layer's forward, its weight gradient (``dw``), and the gradient to its
+    input for the layers from index ``dx_from`` on (len(shapes): none)."""
+    for i, (a, b) in enumerate(shapes):
+        ops.append((rows, a, b, "fwd"))
+        if dw:
+            ops.append((rows, a, b, "dW"))
+        if i >= dx_from:
+            ops.append((rows, a, b, "dX"))
+
+
 def step_matmuls(cfg, in_dim, batch):
     """Every matmul of one training step as (rows, in, out, kind), kind in fwd / dW / dX.
 
@@ -53,16 +66,7 @@ def step_matmuls(cfg, in_dim, batch):
     dec = [(d, n), (n, n), (n, in_dim)]
     disc = [(d, n), (n, n), (n, 1)]
     ops = []
-
-    def layers(shapes, rows, fwd=True, dw=True, dx_from=0):
-        for i, (a, b) in enumerate(shapes):
-            if fwd:
-                ops.append((rows, a, b, "fwd"))
-            if dw:
-                ops.append((rows, a, b, "dW"))
-            if i >= dx_from:
-                ops.append((rows, a, b, "dX"))
-
+    layers = functools.partial(add_layer_matmuls, ops)
     # encoder: first layer's input is data (no dX); heads and second layer pass gradients
     layers(enc, batch, dx_from=1)                       # 1. reconstruction: encoder
     layers(dec, batch, dx_from=0)                       #    decoder (dX into the codes)
@@ -82,18 +86,10 @@ def categorical_step_matmuls(cfg, in_dim, batch):
     dec = [(d + k, n), (n, n), (n, in_dim)]
     disc_z, disc_y = [(d, n), (n, n), (n, 1)], [(k, n), (n, n), (n, 1)]
     ops = []
-
-    def layers(shapes, rows, dw=True, dx_from=0):
-        for i, (a, b) in enumerate(shapes):
-            ops.append((rows, a, b, "fwd"))
-            if dw:
-                ops.append((rows, a, b, "dW"))
-            if i >= dx_from:
-                ops.append((rows, a, b, "dX"))
-
+    layers = functools.partial(add_layer_matmuls, ops)
     layers(hidden + heads, batch, dx_from=1)            # 1. reconstruction: encoder
     layers(dec, batch)                                  #    decoder
-    layers(hidden + heads, batch, dw=False, dx_from=9)  # 2. codes, no gradients
+    layers(hidden + heads, batch, dw=False, dx_from=4)  # 2. codes, no gradients
     layers(disc_z, 2 * batch, dx_from=1)                #    D_z and D_y on [prior; codes]
     layers(disc_y, 2 * batch, dx_from=1)
     layers(hidden + heads, batch, dx_from=1)            # 3. generator: encoder

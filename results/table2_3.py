@@ -82,7 +82,7 @@ def cpu_hours(classify_json):
 
 
 def build_row(name, paper, baseline, seed_files, shipped):
-    seeds = []
+    seeds, errors = [], []
     for path in seed_files:
         result = read(path)
         cfg = result["train_config"]
@@ -91,9 +91,10 @@ def build_row(name, paper, baseline, seed_files, shipped):
         seeds.append({"seed": cfg["seed"], "test_error_pct": pct(result["test_error"]),
                       "epochs": result["trained_epochs"], "classify_json": path,
                       "cpu_hours": cpu_hours(path)})
+        errors.append(100.0 * result["test_error"])
     if len({s["seed"] for s in seeds}) != len(seeds):
         raise SystemExit(f"{name}: a seed is listed twice")
-    errors = np.array([100.0 * read(s["classify_json"])["test_error"] for s in seeds])
+    errors = np.array(errors)
     row = {"row": name, "paper_pct": paper,
            "rule": read(seed_files[0]).get("labelling_rule", "argmax q(y|x) against the label"),
            "baseline": {"name": baseline[0], "test_error_pct": pct(read(baseline[1])["test_error"]),

@@ -34,7 +34,8 @@ import numpy as np
 import config
 from data_maker import load_split
 from eval import check_output_folders, checkpoint_path, load_model
-from config import CLASSIFYING_MODES, N_CLASSES
+import families
+from config import N_CLASSES
 from utils.run import select_device
 from utils.errors import UserError, ensure_folder, run_cli
 from utils.log import get_logger, write_result_json
@@ -54,11 +55,13 @@ def main(argv=None):
     check_output_folders(cfg, ("logs_dir",))
     select_device(cfg.device)
     nets, train_cfg, meta = load_model(path)
-    if train_cfg.labels not in CLASSIFYING_MODES:
+    family = families.get(train_cfg.labels)
+    if not family.classifies:
+        able = [name for name in families.FAMILIES if families.get(name).classifies]
         raise UserError(f"{path} was trained with --labels {train_cfg.labels}: classify.py "
                         f"needs a model with a categorical q(y|x) (--labels "
-                        f"{' or '.join(CLASSIFYING_MODES)})")
-    clustering = train_cfg.labels == "clustering"
+                        f"{' or '.join(able)})")
+    clustering = family.clusters
     parts = ("train", "valid", "test") if clustering else ("test",)
     data = load_split(cfg.data_dir, n_test=cfg.N_test, parts=parts)
     if clustering:  # the clusters are labelled with the images the model was trained on

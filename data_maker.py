@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import secrets
 import struct
 import zipfile
 import zlib
@@ -26,6 +25,7 @@ import zlib
 import numpy as np
 
 import config
+from utils import files
 from utils.errors import UserError, ensure_folder, run_cli, sigterm_raises
 from utils.log import get_logger
 
@@ -47,8 +47,8 @@ MNIST_FILES = {  # split -> (images file, labels file), without the optional .gz
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-MNIST_COUNTS = {"train": 60000, "test": 10000}
-IMAGE_SIDE = 28
+MNIST_COUNTS = config.MNIST_COUNTS
+IMAGE_SIDE = config.IMAGE_SIDE
 N_CLASSES = config.N_CLASSES
 # idx magic numbers: 0x08 = unsigned bytes, then the number of dimensions (3 for images, 1 for labels)
 IDX_MAGIC = {"images": 2051, "labels": 2049}
@@ -354,80 +354,17 @@ def existing_split_matches(path, meta):
 
 
 def write_npz_atomically(path, arrays):
-    """np.savez to a temporary file in the same folder, fsync it, then rename it over ``path``.
-
-    An interrupted run (crash, Ctrl-C, full disk) thus leaves either the old file or the new one,
-    never half a file, and the temporary file is removed.
-    """
-    folder = os.path.dirname(path) or "."
-    tmp_path = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # see TEMPORARY_NAME
-    finished = False
-    try:
-        # os.open with 0o666 (not mkstemp's 0o600) so the result gets the user's usual permissions.
-        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-        finished = True
-    except OSError as err:
-        raise UserError(f"{folder}: cannot write {os.path.basename(path)} there ({err.strerror}); "
-                        "free some space or choose another --data_dir") from None
-    finally:
-        if not finished and os.path.exists(tmp_path):
-            os.remove(tmp_path)
-    _fsync_folder(folder)
-
-
-# <split file>.<process id>.<8 hex digits>.tmp: write_npz_atomically's temporary file
-TEMPORARY_NAME = re.compile(r"(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
-
-
-def _process_running(pid):
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, but belongs to someone else
-        return True
-    return True
+    """np.savez through the project's one atomic writer (utils/files.py): an interrupted run
+    (crash, Ctrl-C, full disk) leaves either the old file or the new one, never half a file."""
+    files.atomic_write(path, lambda f: np.savez(f, **arrays),
+                       hint="free some space or choose another --data_dir")
 
 
 def remove_stale_temporaries(folder, target=SPLIT_FILE):
-    """Delete the temporary files of ``write_npz_atomically`` for ``target`` in ``folder``
-    that a process no longer running left behind (killed with SIGKILL, or by a power cut);
-    a running data_maker.py's file is left alone. Returns the names removed."""
-    removed = []
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return removed
-    for name in names:
-        match = TEMPORARY_NAME.fullmatch(name)
-        if match and match["target"] == target and not _process_running(int(match["pid"])):
-            try:
-                os.remove(os.path.join(folder, name))
-                removed.append(name)
-            except OSError:
-                pass
-    return removed
-
-
-def _fsync_folder(folder):
-    """Make the rename itself durable; some file systems cannot fsync a folder, which is fine."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Delete the temporary files of ``target`` in ``folder`` that a process no longer running
+    left behind (killed with SIGKILL, or by a power cut); a running data_maker.py's file is
+    left alone. Returns the names removed."""
+    return files.remove_stale_temporaries(folder, re.escape(target))
 
 
 # ---- the reader used by train.py and eval.py ---------------------------------------------------

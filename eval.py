@@ -27,9 +27,9 @@ import paddle
 
 import config
 from data_maker import load_split
-from families import build_networks
+import families
 from priors import build_prior
-from utils import checkpoint
+from utils import checkpoint, files
 from utils.errors import UserError, check_path_length, ensure_folder, refuse_non_finite, run_cli
 from utils.log import get_logger, write_result_json
 from utils.metrics import forward_in_batches
@@ -101,6 +101,31 @@ def load_model(path, trust_pickle=False):
     else:
         meta, arrays = checkpoint.load(path)
     train_cfg = config.Config.from_dict(meta["config"], where=path)
+    family = families.get(train_cfg.labels)
+    if "networks" in meta:  # what built them, recorded by train.py
+        in_dim, n_classes = recorded_sizes(meta["networks"], train_cfg, path)
+    else:  # an older checkpoint: the sizes from the shapes of its weights
+        in_dim, n_classes = sizes_from_weights(arrays, family, train_cfg, path)
+    nets = family.build_networks(train_cfg, in_dim, n_classes)
+    checkpoint.restore_networks(nets, arrays, path)
+    for layer in nets.values():
+        layer.eval()
+    return nets, train_cfg, meta
+
+
+def recorded_sizes(record, train_cfg, path):
+    """(pixels per image, classes) of a checkpoint's ``networks`` record, checked."""
+    sizes = [record.get(key) if isinstance(record, dict) else None
+             for key in ("in_dim", "n_classes")]
+    if (not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes)
+            or record.get("family") != train_cfg.labels):
+        raise UserError(f"{path}: its record of the networks ({record!r}) is damaged or does "
+                        f"not fit its --labels {train_cfg.labels} config")
+    return tuple(sizes)
+
+
+def sizes_from_weights(arrays, family, train_cfg, path):
+    """(pixels per image, classes) of a checkpoint without a ``networks`` record."""
     in_dim = saved_output_size(arrays)
     first = arrays.get("net/encoder/model.0.weight")
     if in_dim is None and first is not None and first.ndim == 2:  # an encoder alone
@@ -108,35 +133,21 @@ def load_model(path, trust_pickle=False):
     if in_dim is None:
         raise UserError(f"{path} holds no decoder or encoder weights")
     try:
-        n_classes = saved_n_classes(train_cfg, arrays)
+        n_classes = family.saved_n_classes(train_cfg, arrays)
     except (KeyError, IndexError):
         n_classes = None
     if not in_dim or not n_classes or n_classes < 1:
         raise UserError(f"{path}: its weights do not fit the --labels {train_cfg.labels} model "
                         "its record describes (missing or mis-shaped first layers): a damaged "
                         "file, or another model's weights under this record")
-    nets = build_networks(train_cfg, in_dim=in_dim, n_classes=n_classes)
-    checkpoint.restore_networks(nets, arrays, path)
-    for layer in nets.values():
-        layer.eval()
-    return nets, train_cfg, meta
+    return in_dim, n_classes
 
 
-def require_decoder(nets, train_cfg, path):
-    """Refuse a checkpoint without a decoder (Table 2's classifier baseline)."""
-    if "decoder" not in nets:
+def require_decoder(train_cfg, path):
+    """Refuse a checkpoint whose family has no decoder (Table 2's classifier baseline)."""
+    if not families.get(train_cfg.labels).has_decoder:
         raise UserError(f"{path} is a --labels {train_cfg.labels} model without a decoder: it "
                         "generates nothing; give its test error with classify.py")
-
-
-def saved_n_classes(train_cfg, arrays):
-    """The number of classes a checkpoint's label inputs were made for (10 without labels):
-    the label units of its first decoder or discriminator layer."""
-    if train_cfg.labels == "supervised":
-        return arrays["net/decoder/model.0.weight"].shape[0] - train_cfg.latent_dim
-    if train_cfg.labels == "regularization":  # one more unit: 'unlabelled'
-        return arrays["net/discriminator/model.0.weight"].shape[0] - train_cfg.latent_dim - 1
-    return 10
 
 
 def generate(decoder, train_cfg, n, seed, progress=None):
@@ -199,8 +210,8 @@ def check_samples_path(path):
         raise UserError(f"--save_samples {path}: the file name must end in .npy")
     if os.path.isdir(path):
         raise UserError(f"--save_samples {path} is a folder: give a file name ending in .npy")
-    # atomic_write writes <name>.<8 characters>.tmp first, then renames it
-    check_path_length(path, "--save_samples", reserve=len(".12345678.tmp"))
+    # atomic_write writes a temporary name beside it first, then renames it
+    check_path_length(path, "--save_samples", reserve=files.TEMPORARY_RESERVE)
 
 
 def check_output_folders(cfg, names):
@@ -222,7 +233,7 @@ class _Chunks:
 def save_samples(path, samples):
     """``samples`` as a .npy file, atomically; a full disk or a refused write is one line."""
     try:
-        checkpoint.atomic_write(path, lambda f: np.save(_Chunks(f), samples))
+        files.atomic_write(path, lambda f: np.save(_Chunks(f), samples))
     except UserError as err:
         raise UserError(f"{err}; the samples were not saved (choose another --save_samples, "
                         "or make room there)") from None
@@ -253,7 +264,7 @@ def main(argv=None):
     result_path = os.path.join(cfg.logs_dir, "eval.json")
     log = get_logger("eval", os.path.join(cfg.logs_dir, "eval.log"))
     nets, train_cfg, meta = load_model(path, cfg.trust_pickle)
-    require_decoder(nets, train_cfg, path)
+    require_decoder(train_cfg, path)
     x_valid, x_test = data["x_valid"], data["x_test"]
     n_pixels = nets["decoder"].out_dim
     if x_valid.shape[1] != n_pixels:

@@ -29,7 +29,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 import config
-from config import CATEGORICAL_MODES
+import families
 from data_maker import load_split
 from eval import load_model
 from utils import deploy
@@ -95,12 +95,13 @@ def deployed_layers(nets, train_cfg, path):
     """{name: (layer in eval mode, inputs, outputs)} of the networks predict.py runs and
     export_model.py exports (inputs and outputs as inference.json describes them); refuses
     the families without an image -> code -> image path of their own."""
-    if "decoder" not in nets:
+    family = families.get(train_cfg.labels)
+    if not family.has_decoder:
         raise UserError(f"{path} is a --labels {train_cfg.labels} model without a decoder: it "
                         "reconstructs nothing; give its test error with classify.py")
     encoder, decoder = nets["encoder"], nets["decoder"]
-    categorical = train_cfg.labels in CATEGORICAL_MODES
-    if decoder.label_dim and not categorical:
+    categorical = family.decoder_label == "category"
+    if family.decoder_label == "class":
         raise UserError(f"{path} is a --labels {train_cfg.labels} model: its decoder also "
                         "needs the digit's class, which an image alone does not give; "
                         "predict.py and export_model.py take the likelihood and the "
@@ -150,7 +151,7 @@ class TrainedAAE(nn.Layer):
 def clusters_labelled(nets, train_cfg, data_dir):
     """[K] the label of each cluster of a clustering AAE (paper §6: the validation image it
     is most sure of), or None for other models or when there is no split to label them with."""
-    if train_cfg.labels != "clustering":
+    if not families.get(train_cfg.labels).clusters:
         return None
     try:
         data = load_split(data_dir, parts=("valid",))

@@ -14,11 +14,12 @@ outputs agree with predict.py's to 1e-4 (tests/test_deploy.py).
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
 import argparse
+import contextlib
 import os
 
 import numpy as np
 
-from utils import checkpoint, deploy
+from utils import deploy, files
 from utils.digits import HOW, load_digit
 from utils.errors import UserError, check_path_length, ensure_folder, run_cli
 from utils.paddle_save_image import save_image
@@ -31,6 +32,24 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see python {self.prog} --help)")
 
 
+def process_threads():
+    """The math-library threads of this process (utils/cpu_env.py has set OMP_NUM_THREADS)."""
+    return int(os.environ["OMP_NUM_THREADS"])
+
+
+@contextlib.contextmanager
+def keeping_process_threads():
+    """Paddle Inference sets the process-wide MKL/OpenMP thread count to its predictor's when
+    it builds or runs one; put this process's back afterwards, so that dynamic-graph code in
+    the same process (predict.py, training in a notebook) computes as it did before, with the
+    same threads and therefore the same sums."""
+    try:
+        yield
+    finally:
+        from paddle.base import core
+        core.set_num_threads(process_threads())
+
+
 def make_predictor(folder, name, threads):
     """A Paddle Inference predictor of network ``name`` of an exported ``folder`` (CPU)."""
     from paddle import inference
@@ -41,7 +60,8 @@ def make_predictor(folder, name, threads):
     cfg.set_cpu_math_library_num_threads(threads)
     cfg.disable_glog_info()
     try:
-        return inference.create_predictor(cfg)
+        with keeping_process_threads():
+            return inference.create_predictor(cfg)
     except Exception as err:  # Paddle raises several types for a damaged program or weights
         reason = (str(err).strip().splitlines() or [type(err).__name__])[-1][:160]
         raise UserError(f"{folder}: the {name} files cannot be loaded by Paddle Inference "
@@ -56,7 +76,8 @@ def run_predictor(predictor, inputs):
         handle = predictor.get_input_handle(name)
         handle.reshape(list(value.shape))
         handle.copy_from_cpu(np.ascontiguousarray(value, dtype=np.float32))
-    predictor.run()
+    with keeping_process_threads():
+        predictor.run()
     return [predictor.get_output_handle(name).copy_to_cpu()
             for name in predictor.get_output_names()]
 
@@ -72,7 +93,8 @@ def check_inputs(predictor, described, folder, name):
                         f"export it again with python export_model.py --save_dir {folder}")
 
 
-def load_predictors(folder, spec, threads=1):
+def load_predictors(folder, spec, threads=None):
+    threads = threads or process_threads()
     predictors = {}
     for name in deploy.MODEL_NAMES:
         if name in spec["models"]:
@@ -121,10 +143,11 @@ def main(argv=None):
                         help="where the picture goes (default: images)")
     parser.add_argument("--save_npy", default=None, metavar="FILE",
                         help="also save the reconstruction as a .npy file")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads of each predictor (default: 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of each predictor (default: OMP_NUM_THREADS, or "
+                             "the cores this process may use)")
     args = parser.parse_args([] if argv is None else list(argv))
-    if args.threads < 1:
+    if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     check_path_length(args.output_dir, "--output_dir")
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
@@ -132,7 +155,7 @@ def main(argv=None):
     if args.save_npy:
         if not args.save_npy.endswith(".npy") or os.path.isdir(args.save_npy):
             raise UserError(f"--save_npy {args.save_npy}: give a file name ending in .npy")
-        check_path_length(args.save_npy, "--save_npy", reserve=len(".12345678.tmp"))
+        check_path_length(args.save_npy, "--save_npy", reserve=files.TEMPORARY_RESERVE)
     spec = deploy.read_spec(args.model_dir)
     x = load_digit(args.image, spec["pixels"])
     predictors = load_predictors(args.model_dir, spec, args.threads)
@@ -149,7 +172,7 @@ def main(argv=None):
     ensure_folder(args.output_dir, "--output_dir")
     if args.save_npy:
         ensure_folder(os.path.dirname(args.save_npy) or ".", "--save_npy")
-        checkpoint.atomic_write(args.save_npy, lambda f: np.save(f, result["recon"]))
+        files.atomic_write(args.save_npy, lambda f: np.save(f, result["recon"]))
     save_image(np.concatenate([x, result["recon"]]), picture, nrow=2, scale=PICTURE_SCALE)
     print(f"wrote {picture}")
     result["picture"] = picture

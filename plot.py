@@ -41,6 +41,7 @@ import time
 import numpy as np
 
 import config
+import families
 from data_maker import load_split
 from eval import (check_output_folders, checkpoint_path, decode, encode_means, load_model,
                   require_decoder)
@@ -61,11 +62,11 @@ BACKGROUND_POINTS = 5000  # prior samples drawn in grey behind a 2-d latent scat
 STYLE_DIGITS = 1000  # test digits whose style codes are decoded with every class
 
 
-def figure_codes(prior, labels_mode, n_classes, seed):
+def figure_codes(prior, with_labels, n_classes, seed):
     """Every decoded figure of an experiment as {file name: (codes, decoder labels or None,
-    images per grid row)}: pure math on the prior, no networks."""
+    images per grid row)}: pure math on the prior, no networks. ``with_labels``: the decoder
+    also takes a class or category (one of ``n_classes``)."""
     figures = {}
-    with_labels = labels_mode in config.DECODER_LABEL_MODES  # the decoder takes a class / category
     z, y, columns = grid_codes(prior, stream(seed, "sample_grid"), n_classes if with_labels else 0)
     figures["style_by_class.png" if with_labels else "prior_samples.png"] = (z, y, columns)
     if isinstance(prior, GaussianPrior) and prior.dim == 2 and not with_labels:
@@ -87,9 +88,10 @@ def main(argv=None):
     check_output_folders(cfg, ("images_dir", "logs_dir"))
     select_device(cfg.device)
     nets, train_cfg, meta = load_model(path)
-    require_decoder(nets, train_cfg, path)
+    require_decoder(train_cfg, path)
     # the supervised AAE's measures read its decodes with the training images' class means
-    parts = ("train", "test") if train_cfg.labels == "supervised" else ("test",)
+    family = families.get(train_cfg.labels)
+    parts = ("train", "test") if family.decoder_label == "class" else ("test",)
     data = load_split(cfg.data_dir, n_test=cfg.N_test, parts=parts)
     ensure_folder(cfg.images_dir, "--images_dir")
     ensure_folder(cfg.logs_dir, "--logs_dir")
@@ -116,12 +118,12 @@ def main(argv=None):
         codes = encode_means(nets["encoder"], x_test)
         if train_cfg.latent_dim == 2:
             background = prior.sample(BACKGROUND_POINTS, stream(cfg.seed, "plot_background"))
-        what = "style codes" if train_cfg.labels in config.DECODER_LABEL_MODES else "codes"
+        what = "style codes" if family.decoder_label else "codes"
         title = (f"{what} of {len(codes)} test digits, {train_cfg.prior} prior"
                  if train_cfg.latent_dim == 2 else None)
     written["latent.png"] = plot_latent_scatter(
         codes, y_test, os.path.join(cfg.images_dir, "latent.png"), background, title, heads)
-    for name, (z, labels, columns) in figure_codes(prior, train_cfg.labels, n_classes,
+    for name, (z, labels, columns) in figure_codes(prior, bool(family.decoder_label), n_classes,
                                                    cfg.seed).items():
         images = decode(nets["decoder"], z, labels=labels)
         written[name] = save_image(images, os.path.join(cfg.images_dir, name), nrow=columns)
@@ -135,14 +137,14 @@ def main(argv=None):
         log.info("prior fit of the test codes: %s", ", ".join(
             f"{k} {v:.3f}" for k, v in fit.items() if k != "component_share"))
     accuracy = None
-    if train_cfg.labels == "regularization":
+    if family.label_prior:
         accuracy = component_accuracy(prior, codes, y_test, assigned)
         log.info("component_accuracy %.4f: test digits whose code is nearest to their label's "
                  "part of the prior (chance %.2f)", accuracy, 1 / prior.n_components)
     result = {"checkpoint": path, "trained_epochs": meta.get("epoch"),
               "train_config": train_cfg.to_dict(), "n_test": len(x_test),
               "component_accuracy": accuracy, "prior_fit": fit, "figures": written}
-    if train_cfg.labels == "supervised":
+    if family.decoder_label == "class":
         result.update(style_and_class(decoder, codes, data, n_classes))
         log.info("label_control %.4f (chance %.2f; the classifier on real test digits %.4f), "
                  "style_spread %.3f", result["label_control"], 1 / n_classes,

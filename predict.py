@@ -28,7 +28,7 @@ import paddle
 import config
 from eval import generate, load_model
 from export_model import DEFAULT_CHECKPOINT, clusters_labelled, deployed_layers
-from utils import checkpoint, deploy
+from utils import deploy, files
 from utils.digits import HOW, load_digit
 from utils.errors import UserError, check_path_length, ensure_folder, run_cli
 from utils.paddle_save_image import save_image
@@ -69,13 +69,13 @@ def check_npy_path(path, option="--save_npy"):
         raise UserError(f"{option} {path}: the file name must end in .npy")
     if os.path.isdir(path):
         raise UserError(f"{option} {path} is a folder: give a file name ending in .npy")
-    check_path_length(path, option, reserve=len(".12345678.tmp"))
+    check_path_length(path, option, reserve=files.TEMPORARY_RESERVE)
 
 
 def save_array(path, array, option="--save_npy"):
     """``array`` as a .npy file, atomically; a full disk or a refused write is one line."""
     try:
-        checkpoint.atomic_write(path, lambda f: np.save(f, array))
+        files.atomic_write(path, lambda f: np.save(f, array))
     except UserError as err:
         raise UserError(f"{err}; nothing was saved (choose another {option}, or make room "
                         "there)") from None

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
 import config  # noqa: E402
-import train  # noqa: E402
+import families  # noqa: E402
 from utils.run import seed_everything  # noqa: E402
 
 
@@ -139,7 +139,7 @@ def fake_data(cfg, in_dim, seed=0):
 def build_model(cfg, in_dim, seed=0):
     seed_everything(seed)
     data = fake_data(cfg, in_dim, seed)
-    model = train.model_family(cfg)(cfg, data)
+    model = families.get(cfg.labels)(cfg, data)
     x = paddle.to_tensor(data["x_train"][:cfg.batch_size])
     y = paddle.to_tensor(data["y_train"][:cfg.batch_size])
     return model, x, y

@@ -1,30 +1,38 @@
-"""The paper's model families beside the likelihood AAE of train.py, one module each, all
-trained by train.py's loop and saved in its one checkpoint format:
+"""The model families, one module each, all trained by train.py's loop and saved in its one
+checkpoint format; ``--labels`` names the family (families/base.py says what a family is):
 
+- ``none``: the likelihood AAE of Table 1 (paper §2-3), in train.py itself;
 - ``labels.py``: the label-conditioned AAEs: label regularization (§2.3, Figures 3-4) and the
   supervised AAE (§4, Figures 6-7);
-- ``categorical.py``: the semi-supervised, clustering and dimensionality-reduction AAEs
-  (§5-7, Figures 8-11, Tables 2-3), and Table 2's baseline: their encoder trained by the
-  classification phase alone.
+- ``categorical.py``: the semi-supervised and clustering AAEs (§5-7, Figures 8-11, Tables 2-3;
+  with ``--cluster_heads`` the dimensionality-reduction AAE) and Table 2's baseline, their
+  encoder trained by the classification phase alone.
 
-A family is a class with the interface of ``train.LikelihoodAAE``. ``--labels`` names it.
+Adding a family: a ModelFamily subclass in its own module and one line here.
 """
-import network
-from families.categorical import CategoricalAAE, SupervisedClassifier
-from families.labels import LabelRegularizedAAE, SupervisedAAE
+import importlib
 
+from config import N_CLASSES
+
+# --labels value: (module, class). Imported when asked for, so that train.py, which holds the
+# Table 1 model, can itself import this registry.
 FAMILIES = {
-    "regularization": LabelRegularizedAAE,
-    "supervised": SupervisedAAE,
-    "semi_supervised": CategoricalAAE,
-    "clustering": CategoricalAAE,
-    "classifier": SupervisedClassifier,
+    "none": ("train", "LikelihoodAAE"),
+    "regularization": ("families.labels", "LabelRegularizedAAE"),
+    "supervised": ("families.labels", "SupervisedAAE"),
+    "semi_supervised": ("families.categorical", "SemiSupervisedAAE"),
+    "clustering": ("families.categorical", "ClusteringAAE"),
+    "classifier": ("families.categorical", "SupervisedClassifier"),
 }
 
 
-def build_networks(cfg, in_dim, n_classes=10):
-    """The networks of any family for a Config (eval.py, classify.py and plot.py load every
-    kind of checkpoint); ``n_classes`` matters only with labels."""
-    if cfg.labels in FAMILIES:
-        return FAMILIES[cfg.labels].build_networks(cfg, in_dim, n_classes)
-    return network.build_networks(cfg, in_dim)
+def get(labels):
+    """The ModelFamily subclass that ``--labels labels`` names."""
+    module, name = FAMILIES[labels]
+    return getattr(importlib.import_module(module), name)
+
+
+def build_networks(cfg, in_dim, n_classes=N_CLASSES):
+    """The networks of a Config's family (eval.py, classify.py and plot.py load every kind of
+    checkpoint); ``n_classes`` matters only with labels."""
+    return get(cfg.labels).build_networks(cfg, in_dim, n_classes)

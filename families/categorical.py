@@ -15,6 +15,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from config import N_CLASSES
+from families.base import ModelFamily
 from families.labels import labeled_subset  # the same seeded draw as label regularization
 from network import Decoder, Discriminator, Dropout, add_noise, hidden_stack, with_label
 from priors import CategoricalPrior, PaddleRandom, build_prior, grid_codes
@@ -209,17 +210,20 @@ def validation_error(clustering, encoder, x_train, y_train, x_valid, y_valid):
     return classification_error(valid_probs, y_valid)
 
 
-class CategoricalAAE:
-    """The semi-supervised (``--labels semi_supervised``) and clustering (``--labels
-    clustering``) AAE; the interface is that of train.LikelihoodAAE."""
+class CategoricalAAE(ModelFamily):
+    """The categorical AAE of Figure 8, with or without labelled images: the common part of
+    SemiSupervisedAAE and ClusteringAAE below (the interface: families/base.py)."""
 
     data_parts = ("train", "valid")  # the validation error is measured every epoch
     data_parallel = False  # its labelled mini-batches are not sharded
     metric_names = ("valid_error",)
     select_by = "valid_error"  # model/best.npz: the epoch of the lowest validation error
+    classifies = True
+    decoder_label = "category"
+    labelled = False  # whether it has the classification phase on labelled images (§5)
 
-    @staticmethod
-    def build_networks(cfg, in_dim, n_classes=N_CLASSES):
+    @classmethod
+    def build_networks(cls, cfg, in_dim, n_classes=N_CLASSES):
         k = cfg.n_categories
         # built in this order: the order fixes which random numbers initialise which weights
         encoder = categorical_encoder(cfg, in_dim)
@@ -238,11 +242,11 @@ class CategoricalAAE:
             "discriminator_y": Discriminator(k, cfg.N, cfg.dropout, noise_std=cfg.disc_noise),
         }
 
-    @staticmethod
-    def optimizer_plan(cfg):
+    @classmethod
+    def optimizer_plan(cls, cfg):
         plan = {**aae_optimizer_plan(cfg),
                 "discriminator_y": ("discriminator_y", cfg.reg_lr, cfg.reg_momentum)}
-        if cfg.labels == "semi_supervised":  # q(y|x)'s own optimizer
+        if cls.labelled:  # q(y|x)'s own optimizer
             plan["classifier"] = ("encoder", cfg.class_lr, cfg.class_momentum)
         return plan
 
@@ -255,7 +259,7 @@ class CategoricalAAE:
         self.prior = build_prior(cfg)
         self.category_prior = CategoricalPrior(cfg.n_categories)
         self.x_labeled = self.y_labeled = None
-        if cfg.labels in ("semi_supervised", "classifier"):
+        if self.labelled:
             rows = semi_supervised_subset(self.y_train_true, cfg.n_labeled, N_CLASSES, cfg.seed)
             self.x_labeled = paddle.to_tensor(self.x_train[rows])
             self.y_labeled = self.y_train_true[rows].astype(np.int64)
@@ -294,7 +298,7 @@ class CategoricalAAE:
 
     def epoch_metrics(self, x_train):
         return {"valid_error": validation_error(
-            self.cfg.labels == "clustering", self.nets["encoder"], x_train, self.y_train_true,
+            self.clusters, self.nets["encoder"], x_train, self.y_train_true,
             self.x_valid, self.y_valid)}
 
     def grid(self, seed):
@@ -310,20 +314,37 @@ class CategoricalAAE:
                 f"{len(self.x_train)}")
 
 
-class SupervisedClassifier(CategoricalAAE):
+class SemiSupervisedAAE(CategoricalAAE):
+    """Paper §5, Table 2 (``--labels semi_supervised``): the classification phase trains
+    q(y|x) on a labelled mini-batch after the three phases of every step."""
+
+    labelled = True
+
+
+class ClusteringAAE(CategoricalAAE):
+    """Paper §6, Table 3 (``--labels clustering``): no labels; each category is a cluster,
+    named after the validation image it is most sure of."""
+
+    clusters = True
+
+
+class SupervisedClassifier(SemiSupervisedAAE):
     """Table 2's baseline (not in the paper): the semi-supervised AAE's encoder, labelled set,
     labelled mini-batches, optimizer and dropout, trained by the classification phase alone.
     What the semi-supervised AAE gains over it is what its unlabelled images and adversarial
     regularization add. Its 'epoch' is as many steps as the AAE's, one labelled mini-batch
     each."""
 
-    @staticmethod
-    def build_networks(cfg, in_dim, n_classes=N_CLASSES):
+    has_decoder = False
+    decoder_label = None
+
+    @classmethod
+    def build_networks(cls, cfg, in_dim, n_classes=N_CLASSES):
         # the same first network, so the same initial weights as the AAE's encoder
         return {"encoder": categorical_encoder(cfg, in_dim)}
 
-    @staticmethod
-    def optimizer_plan(cfg):
+    @classmethod
+    def optimizer_plan(cls, cfg):
         return {"classifier": ("encoder", cfg.class_lr, cfg.class_momentum)}
 
     def __init__(self, cfg, data):

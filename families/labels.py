@@ -17,8 +17,9 @@ from config import N_CLASSES
 from priors import UNLABELED, PaddleRandom, build_prior, grid_codes
 from utils import run
 from utils.errors import UserError
-from utils.steps import (aae_optimizer_plan, discriminator_loss, frozen, generator_loss,
-                         make_optimizers, no_sync, one_hot, update)
+from families.base import ModelFamily
+from utils.steps import (discriminator_loss, frozen, generator_loss, make_optimizers, no_sync,
+                         one_hot, update)
 
 
 def labeled_subset(y, n_labeled, n_unlabeled, n_classes, seed):
@@ -48,20 +49,14 @@ def labeled_subset(y, n_labeled, n_unlabeled, n_classes, seed):
             np.concatenate([y[labeled], np.full(n_unlabeled, UNLABELED, dtype=y.dtype)]))
 
 
-class _LabelConditionedAAE:
+class _LabelConditionedAAE(ModelFamily):
     """The three phases of train.py's likelihood model, with labels; a subclass says which
-    network sees which label (``label_units``, ``prior_and_labels``)."""
-
-    data_parts = ("train",)
-    data_parallel = True
-    metric_names = ()
-    select_by = None  # no validation error: no model/best.npz
+    network sees which label (``label_units``, ``prior_and_labels``). The optimizers are the
+    likelihood model's."""
 
     @classmethod
     def build_networks(cls, cfg, in_dim, n_classes=N_CLASSES):
         return network.build_networks(cfg, in_dim, *cls.label_units(cfg, n_classes))
-
-    optimizer_plan = staticmethod(aae_optimizer_plan)  # the likelihood model's
 
     def __init__(self, cfg, data):
         self.cfg = cfg
@@ -100,14 +95,18 @@ class _LabelConditionedAAE:
         return {"recon_loss": float(recon_loss), "d_loss": float(d_loss),
                 "g_loss": float(g_loss)}
 
-    def epoch_metrics(self, x_train):
-        return {}
-
 
 class LabelRegularizedAAE(_LabelConditionedAAE):
     """Paper §2.3: D(z, y) with a one-hot label of n_classes + 1 units, the last meaning
     'unlabelled' (11 for MNIST); the prior sample of a labelled image comes from its label's
     part of the prior, that of an unlabelled one from the whole prior."""
+
+    label_prior = True
+
+    @classmethod
+    def saved_n_classes(cls, train_cfg, arrays):
+        # D's first layer sees [code, one-hot label, 'unlabelled']
+        return arrays["net/discriminator/model.0.weight"].shape[0] - train_cfg.latent_dim - 1
 
     @staticmethod
     def label_units(cfg, n_classes):
@@ -137,6 +136,12 @@ class LabelRegularizedAAE(_LabelConditionedAAE):
 class SupervisedAAE(_LabelConditionedAAE):
     """Paper §4: the decoder p(x|y, z) sees every image's one-hot label."""
 
+    decoder_label = "class"
+
+    @classmethod
+    def saved_n_classes(cls, train_cfg, arrays):
+        return arrays["net/decoder/model.0.weight"].shape[0] - train_cfg.latent_dim  # [z, y]
+
     @staticmethod
     def label_units(cfg, n_classes):
         return n_classes, (n_classes if cfg.label_critic else 0)  # (decoder, discriminator)
@@ -154,6 +159,3 @@ class SupervisedAAE(_LabelConditionedAAE):
         label_dim = self.nets["decoder"].label_dim
         z, classes, columns = grid_codes(self.prior, run.stream(seed, "sample_grid"), label_dim)
         return paddle.to_tensor(z.astype("float32")), one_hot(classes, label_dim), columns
-
-    def describe(self):
-        return None

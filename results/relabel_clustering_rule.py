@@ -23,7 +23,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from utils.checkpoint import atomic_write  # noqa: E402
+from utils.files import atomic_write  # noqa: E402
 
 RENAMES = (("test_error", "test_error_train_labels"), ("cluster_labels", "train_cluster_labels"),
            ("test_error_valid_labels", "test_error"), ("valid_cluster_labels", "cluster_labels"))

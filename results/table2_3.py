@@ -22,7 +22,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from utils.checkpoint import atomic_write  # noqa: E402
+from utils.files import atomic_write  # noqa: E402
 
 OUT = os.path.join(ROOT, "results", "table2_3.json")
 

@@ -250,3 +250,37 @@ def test_readmes_show_the_deployment_path(readme):
     top = text[:text.index("## ")]  # before the first section: the pictures
     for figure in ("docs/figures/predict_mnist_test_0.png", "docs/figures/predict_samples.png"):
         assert f"]({figure})" in top and os.path.isfile(os.path.join(ROOT, figure))
+
+
+_SAME_STEP_AFTER_INFERENCE = """
+import sys, numpy as np
+sys.path.insert(0, {root!r})
+import infer, train
+from utils import checkpoint, deploy
+tiny = ["--N", "64", "--N_train", "1000", "--batch_size", "50", "--sample_every", "100",
+        "--n_epochs", "2", "--data_dir", {data!r}]
+def weights(name):
+    out = {tmp!r} + "/" + name
+    train.main(tiny + ["--model_dir", out + "/model", "--images_dir", out + "/images",
+                       "--logs_dir", out + "/logs"])
+    return checkpoint.load(out + "/model/model1.npz")[1]
+before = weights("before")
+spec = deploy.read_spec({folder!r})
+predictors = infer.load_predictors({folder!r}, spec, threads=1)
+infer.infer(predictors, np.zeros((1, 784), np.float32), spec, {folder!r})
+after = weights("after")
+print("same" if all(np.array_equal(before[k], after[k]) for k in before) else "differs")
+"""
+
+
+def test_inference_leaves_the_process_threads_as_they_were(tmp_path, exported, mnist_dir):
+    """A one-thread predictor built and run in a two-thread process (a notebook, the test
+    suite) does not leave the process on one thread: a training run after it computes the
+    same weights, bit for bit, as one before it (Paddle Inference sets the process-wide thread
+    count; with one thread instead of two some sums come out in another order)."""
+    code = _SAME_STEP_AFTER_INFERENCE.format(root=ROOT, data=mnist_dir, tmp=str(tmp_path),
+                                             folder=exported["aae"])
+    done = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "same"

@@ -14,7 +14,7 @@ import eval as evaluate
 import train
 from conftest import run_dirs
 from network import Encoder
-from utils import run
+from utils import resume, run
 from utils.errors import UserError
 from utils.log import read_loss_csv
 from utils.plots import (DPI, latent_view, plot_error_curves, plot_image_files,
@@ -236,10 +236,10 @@ def test_visualdl_missing_is_reported_before_any_work(tmp_path, monkeypatch):
 def test_resume_accepts_checkpoints_older_than_a_setting():
     cfg = config.Config(N=32).validate()
     older = {k: v for k, v in cfg.to_dict().items() if k not in ("visualdl", "input_noise")}
-    train.check_resumable(older, cfg, "last.npz")  # missing settings had their defaults
+    resume.check_resumable(older, cfg, "last.npz")  # missing settings had their defaults
     with pytest.raises(UserError, match="input_noise: 0.0 there, 0.3 now"):
-        train.check_resumable(older, config.Config(
+        resume.check_resumable(older, config.Config(
             N=32, labels="clustering", encoder="deterministic", input_noise=0.3).validate(),
             "last.npz")
     # evaluation-only settings do not matter to training
-    train.check_resumable(older, config.Config(N=32, interpolate=True).validate(), "last.npz")
+    resume.check_resumable(older, config.Config(N=32, interpolate=True).validate(), "last.npz")

@@ -16,6 +16,7 @@ from conftest import run_dirs
 from families import build_networks
 from families.labels import LabelRegularizedAAE, SupervisedAAE, labeled_subset
 from priors import UNLABELED, build_prior, component_accuracy, grid_codes
+from utils import resume
 from utils.errors import UserError
 from utils.metrics import class_centroids, nearest_centroid, style_spread
 from utils.run import stream
@@ -82,10 +83,10 @@ def test_inconsistent_settings_are_refused(argv, message):
 
 def test_a_preset_run_is_resumed_only_with_its_settings():
     saved = parse(["--preset", "gmm_labels"]).to_dict()
-    train.check_resumable(saved, parse(["--preset", "gmm_labels", "--n_epochs", "300"]),
+    resume.check_resumable(saved, parse(["--preset", "gmm_labels", "--n_epochs", "300"]),
                           "last.npz")
     with pytest.raises(UserError, match="prior: 'gmm' there, 'gaussian' now"):
-        train.check_resumable(saved, parse([]), "last.npz")
+        resume.check_resumable(saved, parse([]), "last.npz")
 
 
 def test_label_critic_shows_the_discriminator_each_codes_label(monkeypatch):

@@ -16,7 +16,7 @@ import eval as evaluate
 import train
 from conftest import ROOT, interrupt, run_dirs
 from network import build_networks
-from utils import checkpoint
+from utils import checkpoint, files
 from utils.errors import UserError
 
 TINY = ["--N", "64", "--N_train", "1000", "--batch_size", "50", "--sample_every", "100"]
@@ -176,7 +176,7 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     file the user creates (mode 0666 minus the umask), not left private."""
     previous = os.umask(0o022)
     try:
-        checkpoint.atomic_write(str(tmp_path / "a.json"), lambda f: f.write(b"{}"))
+        files.atomic_write(str(tmp_path / "a.json"), lambda f: f.write(b"{}"))
     finally:
         os.umask(previous)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644

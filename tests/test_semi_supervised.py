@@ -13,10 +13,11 @@ import config
 import train
 from conftest import run_dirs
 from data_maker import load_split
+import families
 from families import build_networks, categorical
 from families.categorical import CategoricalEncoder
 from priors import CategoricalPrior, PaddleRandom
-from utils import checkpoint, metrics
+from utils import checkpoint, metrics, resume
 from utils.errors import UserError
 from utils.steps import make_optimizers, set_learning_rates
 
@@ -30,7 +31,7 @@ def parse(argv):
 
 
 def plan(cfg):
-    return train.model_family(cfg).optimizer_plan(cfg)
+    return families.get(cfg.labels).optimizer_plan(cfg)
 
 
 def optimizers(cfg, nets):
@@ -166,7 +167,7 @@ def test_retired_adam_options_are_refused_and_read_back_only_at_their_value():
     with pytest.raises(UserError, match="adam_beta1 = 0.5, an option retired"):
         config.Config.from_dict(dict(saved, adam_beta1=0.5), where="last.npz")
     with pytest.raises(UserError, match="an option retired"):
-        train.check_resumable(dict(saved, adam_decay_epochs="65"),
+        resume.check_resumable(dict(saved, adam_decay_epochs="65"),
                               parse(["--preset", "cluster_16"]), "last.npz")
     default = optimizers(parse([]), build_networks(parse([]), 20))
     assert all(opt._beta1 == 0.9 for opt, _ in default.values())
@@ -619,7 +620,7 @@ def test_classifier_baseline_step_changes_only_the_classification_path(mnist_dir
     cfg = parse(["--preset", "classifier_100", "--N", "16"])
     data = load_split(mnist_dir, n_train=300, parts=("train", "valid"))
     paddle.seed(0)
-    model = train.model_family(cfg)(cfg, data)
+    model = families.get(cfg.labels)(cfg, data)
     before = snapshot(model.nets)
     losses = model.step(None, None, 0)
     assert list(losses) == ["class_loss"] and np.isfinite(losses["class_loss"])

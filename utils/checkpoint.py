@@ -7,26 +7,20 @@ step reached, running sums and anything else the trainer records. Optimizer slot
 the structured parameter names, not by Paddle's process-global names (``linear_3.w_0``), so a
 checkpoint resumes in any process.
 
-Files are written to a temporary name in the same folder, fsynced and renamed: an interrupted
-save leaves the previous checkpoint intact and never a half-written file under the real name.
-The rename replaces a symbolic link of that name by the new file, never the file the link points
-to. Within ``all_or_nothing`` the renames wait for the end of the block, so that several outputs
-(an epoch's, an evaluation's) appear together or not at all.
+Files are written by ``utils.files.atomic_write``: an interrupted save leaves the previous
+checkpoint intact and never a half-written file under the real name.
 
 Reading runs no code and trusts no size the file declares: every array's header is checked
 (no object arrays, a size that matches the bytes stored) before anything is allocated.
 """
-import contextlib
 import json
 import math
 import os
-import re
-import signal
-import tempfile
 import zipfile
 
 import numpy as np
 
+from utils import files
 from utils.errors import UserError
 
 FORMAT = "aae-paddle-checkpoint"
@@ -54,135 +48,13 @@ def _optimizer_arrays(opt_name, optimizer, layer):
     return arrays
 
 
-def _umask():
-    mask = os.umask(0)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
-
-
-# The all_or_nothing blocks in progress, innermost last: each a list of (temporary, path).
-_STAGES = []
-
-
-def _remove_quietly(path):
-    with contextlib.suppress(OSError):
-        os.remove(path)
-
-
-def _fsync_folder(folder):
-    """Make the renames in ``folder`` durable (where the system allows it)."""
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """SIGINT and SIGTERM wait until the block is done (then arrive as usual)."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    except (AttributeError, OSError, ValueError):  # not on POSIX
-        previous = None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _commit(pending):
-    """Rename every (temporary, path) of ``pending`` in order; if one fails, the rest are
-    removed and that file is named (the renamed ones are complete files)."""
-    with _signals_held():
-        for i, (tmp, path) in enumerate(pending):
-            try:
-                os.replace(tmp, path)
-            except OSError as err:
-                for later, _ in pending[i:]:
-                    _remove_quietly(later)
-                raise UserError(f"cannot write {path}: {err.strerror}") from None
-        for folder in dict.fromkeys(os.path.dirname(os.path.abspath(p)) for _, p in pending):
-            _fsync_folder(folder)
-
-
-@contextlib.contextmanager
-def all_or_nothing():
-    """Within the block, ``atomic_write`` leaves each file under its temporary name; when the
-    block ends normally they all take their real names (Ctrl-C and SIGTERM held back for the
-    few renames), and when it ends by an error, a full disk or a signal raised as an exception
-    they are all removed: the folders keep the earlier outputs, or get every new one. A file
-    written within the block cannot be read back under its name until the block ends."""
-    pending = []
-    _STAGES.append(pending)
-    try:
-        yield
-    except BaseException:
-        for tmp, _ in pending:
-            _remove_quietly(tmp)
-        raise
-    finally:
-        _STAGES.remove(pending)
-    if _STAGES:  # nested: the outer block decides
-        _STAGES[-1].extend(pending)
-    else:
-        _commit(pending)
-
-
-def atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, rename over ``path``
-    (inside ``all_or_nothing``: at the end of that block). A symbolic link named ``path`` is
-    replaced by the file; its target is never written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise UserError(f"cannot write to {folder}: {err.strerror}; choose a writable folder")
-    try:
-        # mkstemp makes the file private (0600); give it the mode of any new file instead
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if _STAGES:
-            stage = _STAGES[-1]
-            for earlier in [entry for entry in stage if entry[1] == path]:
-                stage.remove(earlier)  # written twice in the block: the later one counts
-                _remove_quietly(earlier[0])
-            stage.append((tmp, path))
-            return
-        os.replace(tmp, path)
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(err, OSError):
-            raise UserError(f"cannot write {path}: {err.strerror or err}") from None
-        if isinstance(err, MemoryError):
-            raise UserError(f"cannot write {path}: out of memory") from None
-        raise
-    _fsync_folder(folder)  # make the rename itself durable
-
-
-# The temporary names atomic_write gives the checkpoints of train.py
-_TEMPORARY = re.compile(r"(last|best|model\d+)\.npz\.[a-z0-9_]{8}\.tmp")  # mkstemp's 8 characters
+# The names of train.py's checkpoints, whose temporaries a resumed or new run removes
+CHECKPOINT_NAMES = r"(?:last|best|model\d+)\.npz"
 
 
 def remove_stale_temporaries(folder):
-    """Delete the temporary checkpoint files a killed save left in ``folder`` (only those:
-    other files, the user's own ``*.tmp`` included, stay)."""
-    if not os.path.isdir(folder):
-        return []
-    stale = [name for name in os.listdir(folder) if _TEMPORARY.fullmatch(name)]
-    for name in stale:
-        os.remove(os.path.join(folder, name))
-    return stale
+    """Delete the temporary checkpoint files a killed save left in ``folder`` (only those)."""
+    return files.remove_stale_temporaries(folder, CHECKPOINT_NAMES)
 
 
 def refuse_to_replace_unfinished(path):
@@ -212,7 +84,7 @@ def save(path, networks, meta, optimizers=None):
         arrays.update(_optimizer_arrays(opt_name, optimizer, layer))
     record = {"format": FORMAT, "version": VERSION, **meta}
     arrays["__meta__"] = np.array(json.dumps(record, sort_keys=True))
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    files.atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def starts_like_zip(path):

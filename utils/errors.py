@@ -34,16 +34,16 @@ def run_cli(main, all_or_nothing=None):
     exit code 1, Ctrl-C exits with 130 (the script has already saved what it could).
 
     ``all_or_nothing``: the script's name, for a script whose outputs must appear together or
-    not at all: it then runs within ``checkpoint.all_or_nothing`` and ``sigterm_raises``, so a
+    not at all: it then runs within ``files.all_or_nothing`` and ``sigterm_raises``, so a
     refusal, a full disk, Ctrl-C or SIGTERM leaves none of its outputs and the earlier ones as
     they were."""
     if all_or_nothing is not None:
-        from utils import checkpoint  # (utils.checkpoint imports this module)
+        from utils import files  # (utils.files imports this module)
         inner, kept = main, "none of its outputs were written, earlier ones are unchanged"
 
         def main(argv):
             with sigterm_raises(f"{all_or_nothing} was terminated (SIGTERM): {kept}; run it "
-                                "again"), checkpoint.all_or_nothing():
+                                "again"), files.all_or_nothing():
                 return inner(argv)
     try:
         main(sys.argv[1:])

@@ -44,6 +44,9 @@ RUNS = [
     ("semi_1000_sgd", ["--preset", "semi_1000_sgd"]),
     ("dimred_1000", ["--preset", "dimred_1000"]),
     ("dimred_unsupervised", ["--preset", "dimred_unsupervised"]),
+    ("semi_100_paper", ["--preset", "semi_100_paper"]),
+    ("cluster_16_paper", ["--preset", "cluster_16_paper"]),
+    ("semi_100_disc_codes_train", ["--preset", "semi_100", "--disc_codes", "train"]),
 ]
 
 

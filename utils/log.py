@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from utils import checkpoint
+from utils import files
 from utils.errors import UserError, refuse_non_finite
 
 
@@ -81,5 +81,5 @@ def write_result_json(path, result, hint):
     refused with one line naming it and ``hint`` (what to do), and nothing is written."""
     refuse_non_finite(result, path, hint)
     text = json.dumps(result, indent=2, allow_nan=False)
-    checkpoint.atomic_write(path, lambda f: f.write(text.encode()))
+    files.atomic_write(path, lambda f: f.write(text.encode()))
     return path

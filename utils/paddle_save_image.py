@@ -5,7 +5,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from utils.checkpoint import atomic_write
+from utils.files import atomic_write
 
 
 def image_side(n_pixels):

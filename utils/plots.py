@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from utils.checkpoint import atomic_write
+from utils.files import atomic_write
 from utils.log import read_loss_csv
 from utils.paddle_save_image import save_image
 

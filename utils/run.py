@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 import paddle.distributed as dist
 
-from utils import checkpoint
+from utils import files
 from utils.errors import Terminated, UserError
 from utils.log import read_loss_csv
 
@@ -201,7 +201,7 @@ def write_loss_csv(path, history, names):
             # repr: full precision, so a resumed run reads back exactly what was written
             f.write((f"{row['epoch']}," + ",".join(repr(row[k]) for k in names)
                      + f",{row['seconds']!r}\n").encode())
-    checkpoint.atomic_write(path, write)
+    files.atomic_write(path, write)
 
 
 def read_history(path, before_epoch, columns):
@@ -311,3 +311,32 @@ def progress_bar(enabled=True):
     from tqdm import tqdm
     return lambda **kw: tqdm(leave=False, disable=None if enabled else True, dynamic_ncols=True,
                              **kw)
+
+
+def update_progress(bar, losses, images_seen, t_epoch, every):
+    """One step more on the progress bar; every ``every`` steps, the first three losses and
+    the epoch's images per second so far beside it."""
+    bar.update(1)
+    if bar.n % every == 0:
+        bar.set_postfix({k: f"{v:.4f}" for k, v in list(losses.items())[:3]},
+                        img_per_s=f"{images_seen / (time.perf_counter() - t_epoch):.0f}")
+
+
+def replay_history_to_visualdl(writer, history, images_dir):
+    """A resumed run's earlier epochs (loss.csv's rows), written again to a new VisualDL file
+    (open_visualdl empties it); nothing without ``writer``."""
+    for past in history if writer is not None else ():
+        log_epoch_to_visualdl(writer, past,
+                              grid_path=os.path.join(images_dir, f"epoch{past['epoch']}.png"))
+
+
+def shard_size(batch_size, n_train, world):
+    """Rows of each mini-batch one of ``world`` data-parallel processes trains on; refuses
+    sizes that do not split into equal shards."""
+    if batch_size > n_train:
+        raise UserError(f"--batch_size {batch_size} is larger than the {n_train} training images")
+    if world > 1 and (batch_size % world or n_train % batch_size):
+        raise UserError(f"data parallel over {world} processes needs --batch_size divisible by "
+                        f"{world} and --N_train divisible by --batch_size (got {batch_size} "
+                        f"and {n_train}), so that every process gets equal shards")
+    return batch_size // world

@@ -9,7 +9,6 @@ with a message naming the option. ``PRESETS`` (presets.py) names the settings of
 experiment of the paper (``python train.py --preset gmm_labels``); options given on the
 command line win.
 """
-import argparse
 import dataclasses
 import json
 import math
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from presets import PRESETS
+from utils import cli, memory
 from utils.errors import UserError
 
 
@@ -414,64 +414,15 @@ class Config:
     def check_memory(self):
         """Refuse, before any work, sizes whose run would need more memory than this machine
         has (checked for the options a user gives, not for a checkpoint's saved config)."""
-        import os
+        memory.refuse_too_large(self, pixels=IMAGE_SIDE * IMAGE_SIDE, most_rows=MNIST_COUNTS,
+                                label_units=_label_units)
 
-        # Memory: bytes of the run's largest arrays, as train.py and eval.py hold them.
-        pixels = IMAGE_SIDE * IMAGE_SIDE
-        mnist_train, mnist_test = MNIST_COUNTS["train"], MNIST_COUNTS["test"]  # the most rows
 
-        def need(cfg):
-            units = (cfg.n_categories if cfg.labels in CATEGORICAL_MODES
-                     else N_CLASSES + 1 if cfg.labels != "none" else 0)
-            n_disc = 2 if cfg.labels in CATEGORICAL_MODES else 1
-            params = (cfg.N * (2 * pixels + 4 * cfg.latent_dim + 4 * units + 10)
-                      + (2 + n_disc) * cfg.N * cfg.N + pixels)
-            n_train = min(cfg.N_train, mnist_train)
-            batch = min(cfg.batch_size, n_train)
-            # weights, gradients and two optimizer slots; the training images as float32;
-            # a mini-batch's activations and dropout masks
-            training = (4 * 4 * params + 4 * pixels * n_train
-                        + 4 * batch * (30 * cfg.N + 8 * pixels))
-            n_valid = min(cfg.N_valid, mnist_train)
-            n_test = min(cfg.N_test, mnist_test)
-            threads = os.cpu_count() or 1
-            # the weights; the samples (decoded, concatenated, centred in float64 and float32
-            # copies); per thread a 32 MB block of distances and a 64-row scratch; the
-            # log-likelihood of every validation image for every sigma; the test images
-            evaluation = (4 * params + 24 * pixels * cfg.N_gen
-                          + threads * ((32 << 20) + 4 * 65 * cfg.N_gen)
-                          + 16 * cfg.sigma_num * (n_valid + n_test)
-                          + 4 * pixels * (n_valid + n_test))
-            return max(training, evaluation)
-
-        try:
-            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (AttributeError, ValueError, OSError):  # not available here: no check
-            return
-        try:  # a container's memory limit (cgroup v2), when it is lower
-            with open("/sys/fs/cgroup/memory.max") as f:
-                limit = f.read().strip()
-            if limit.isdigit():
-                memory = min(memory, int(limit))
-        except OSError:
-            pass
-        total = need(self)
-        if total <= memory:
-            return
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        sizes = ("N_gen", "N", "latent_dim", "sigma_num", "n_categories")
-        # the option responsible: the one whose default value would shrink the need most
-        culprit = min(sizes, key=lambda name: need(dataclasses.replace(
-            self, **{name: min(getattr(self, name), defaults[name])})))
-
-        def size(n):
-            for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-                if n < 1000 or unit == "PB":
-                    return f"{n:.3g} {unit}"
-                n /= 1000
-        raise UserError(f"--{culprit} {getattr(self, culprit)}: the run would need about "
-                        f"{size(total)} of memory, more than the {size(memory)} of this "
-                        f"machine; choose a smaller --{culprit}")
+def _label_units(cfg):
+    """(label units beside a code, discriminators) of a Config's networks (utils/memory.py)."""
+    if cfg.labels in CATEGORICAL_MODES:
+        return cfg.n_categories, 2
+    return (N_CLASSES + 1 if cfg.labels != "none" else 0), 1
 
 
 def _field_type(f):
@@ -501,62 +452,13 @@ def _coerce(name, value, tp, where):
     raise UserError(f"{where}: {name} must be {tp.__name__}, got {value!r}")
 
 
-def parse_bool(text):
-    """argparse type for booleans: ``--resume false`` is False (argparse's bool() says True)."""
-    lowered = str(text).strip().lower()
-    if lowered in ("1", "true", "yes", "y", "on"):
-        return True
-    if lowered in ("0", "false", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        # One line naming the problem, exit code 2, no usage dump and no traceback.
-        raise UserError(f"{message} (see python {self.prog} --help)")
-
-
-def _arg_type(tp, name):
-    def convert(text):
-        try:
-            return tp(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected {'an integer' if tp is int else 'a number'}, got {text!r}") from None
-    convert.__name__ = tp.__name__  # argparse names the type in its messages
-    return convert
-
-
 def build_parser(prog, keys, description="", explicit_only=False):
-    """An argparse parser for the Config fields ``keys``. ``explicit_only``: the parsed
-    namespace holds only the options given on the command line (so that they can win over a
-    preset); the defaults come from Config."""
-    presets = ""
-    if "preset" in keys:  # one line each, after the options
-        presets = "presets:\n" + "\n".join(f"  {name:20s} {text}" for name, (text, _)
-                                           in PRESETS.items())
-    parser = _Parser(prog=prog, description=description, allow_abbrev=False,
-                     usage=f"python {prog} [options]", epilog=presets,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    """An argparse parser for the Config fields ``keys`` (utils/cli.py). ``explicit_only``:
+    the parsed namespace holds only the options given on the command line (so that they can
+    win over a preset); the defaults come from Config."""
     fields = {f.name: f for f in dataclasses.fields(Config)}
-    for key in keys:
-        f = fields[key]
-        tp = _field_type(f)
-        kwargs = {"help": f"{f.metadata['help']} (default: {f.default})",
-                  "default": argparse.SUPPRESS if explicit_only else f.default}
-        if tp is bool:
-            # --resume alone means true; --resume false / --resume 0 are accepted too.
-            kwargs.update(type=parse_bool, nargs="?", const=True, metavar="BOOL")
-        elif tp in (int, float):
-            kwargs["type"] = _arg_type(tp, key)
-        if f.metadata.get("choices"):
-            kwargs["choices"] = f.metadata["choices"]
-            kwargs["metavar"] = "{" + ",".join(map(str, f.metadata["choices"])) + "}"
-            if key == "preset":
-                kwargs["metavar"] = "NAME"
-        parser.add_argument(f"--{key}", **kwargs)
-    return parser
+    return cli.build_parser(prog, [(fields[key], _field_type(fields[key])) for key in keys],
+                            PRESETS if "preset" in keys else None, description, explicit_only)
 
 
 def parse_config(prog, keys, argv=None, description=""):

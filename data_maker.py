@@ -25,7 +25,7 @@ import zlib
 import numpy as np
 
 import config
-from utils import files
+from utils import cli, files
 from utils.errors import UserError, ensure_folder, run_cli, sigterm_raises
 from utils.log import get_logger
 
@@ -420,7 +420,7 @@ def parse_args(argv):
     parser.add_argument("--source", default=None, metavar="DIR",
                         help="folder holding the four MNIST idx files, .gz or not (default: "
                              "<data_dir>/mnist, else ../shared/mnist next to the repository)")
-    parser.add_argument("--allow_checksum_mismatch", type=config.parse_bool, nargs="?",
+    parser.add_argument("--allow_checksum_mismatch", type=cli.parse_bool, nargs="?",
                         const=True, default=False, metavar="BOOL",
                         help="accept idx files whose decompressed sha256 differs from the "
                              "original MNIST; recorded as checksums_verified=false in the meta")

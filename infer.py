@@ -13,23 +13,17 @@ outputs agree with predict.py's to 1e-4 (tests/test_deploy.py).
 """
 import utils.cpu_env  # noqa: F401  (sets MKL/OpenMP threads; must precede the paddle import)
 
-import argparse
 import contextlib
 import os
 
 import numpy as np
 
-from utils import deploy, files
+from utils import cli, deploy, files
 from utils.digits import HOW, load_digit
 from utils.errors import UserError, check_path_length, ensure_folder, run_cli
 from utils.paddle_save_image import save_image
 
 PICTURE_SCALE = 4  # as predict.py
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2, as every script of the project
-        raise UserError(f"{message} (see python {self.prog} --help)")
 
 
 def process_threads():
@@ -134,7 +128,7 @@ def infer(predictors, x, spec, folder):
 
 
 def main(argv=None):
-    parser = _Parser(prog="infer.py", description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = cli.Parser(prog="infer.py", description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--model_dir", default="inference",
                         help="a folder written by export_model.py (default: inference)")
     parser.add_argument("--image", required=True, metavar="FILE",

@@ -57,7 +57,7 @@ THROUGHPUT_EVERY = 20
 
 # ---------------------------------------------------------------------------------------
 # The three phases of one mini-batch (paper §2). ``nets``: {name: layer}; ``opts``:
-# {name: (optimizer, the layer it updates)}; ``sync`` averages gradients across processes.
+# {name: utils.steps.PhaseOptimizer}; ``sync`` averages gradients across processes.
 # ---------------------------------------------------------------------------------------
 def reconstruction_phase(x, nets, opts, sync=no_sync):
     """Phase 1: encoder and decoder learn to reconstruct x; returns the BCE per pixel."""
@@ -85,7 +85,7 @@ def generator_phase(x, nets, opts, sync=no_sync):
     nets["discriminator"].train()
     with frozen(nets["discriminator"]):  # D is not updated here: skip its weight gradients
         g_loss = generator_loss(nets["discriminator"](nets["encoder"](x)))
-        return update(g_loss, opts, ("generator",), sync)
+        return update(g_loss, opts, ("encoder_adversarial",), sync)
 
 
 class LikelihoodAAE(ModelFamily):

@@ -165,7 +165,7 @@ def generator_phase(x, nets, opts, sync=no_sync):
     with frozen(d_z, d_y):
         y_codes, z_codes = nets["encoder"](x)
         g_z_loss, g_y_loss = generator_loss(d_z(z_codes)), generator_loss(d_y(y_codes))
-        update(g_z_loss + g_y_loss, opts, ("generator",), sync)
+        update(g_z_loss + g_y_loss, opts, ("encoder_adversarial",), sync)
     return g_z_loss, g_y_loss
 
 

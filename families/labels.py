@@ -90,7 +90,7 @@ class _LabelConditionedAAE(ModelFamily):
 
         enc.train()
         with frozen(disc):
-            g_loss = update(generator_loss(disc(enc(x), y_disc)), self.opts, ("generator",),
+            g_loss = update(generator_loss(disc(enc(x), y_disc)), self.opts, ("encoder_adversarial",),
                             sync)
         return {"recon_loss": float(recon_loss), "d_loss": float(d_loss),
                 "g_loss": float(g_loss)}

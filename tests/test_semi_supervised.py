@@ -84,12 +84,12 @@ def test_momentum_schedule_divides_every_rate_by_ten_at_each_decay_epoch():
     nets = build_networks(cfg, 20)
     opts = optimizers(cfg, nets)
     assert all(isinstance(opt, paddle.optimizer.Momentum) for opt, _ in opts.values())
-    assert set(opts) == {"encoder", "decoder", "discriminator", "generator",
+    assert set(opts) == {"encoder", "decoder", "discriminator", "encoder_adversarial",
                          "discriminator_y", "classifier"}
     set_learning_rates(cfg, opts, plan(cfg), 50)
     rates = {name: opt.get_lr() for name, (opt, _) in opts.items()}
     assert rates == pytest.approx({"encoder": 1e-3, "decoder": 1e-3, "discriminator": 1e-2,
-                                   "generator": 1e-2, "discriminator_y": 1e-2,
+                                   "encoder_adversarial": 1e-2, "discriminator_y": 1e-2,
                                    "classifier": 1e-2})
 
 

@@ -2,6 +2,7 @@
 what the scripts learn from a family, the record of what built a checkpoint's networks, and
 no import cycle between the project's modules."""
 import ast
+import json
 import os
 
 import numpy as np
@@ -134,3 +135,22 @@ def test_no_import_cycle_between_the_projects_modules():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
+
+
+def test_a_resume_point_with_the_old_optimizer_name_continues_the_same_run(tmp_path, mnist_dir):
+    """Resume points written before the encoder's regularization optimizer was renamed
+    (opt/generator/... for opt/encoder_adversarial/...) resume to the same weights."""
+    common = TINY[:-4] + ["--sample_every", "100", "--data_dir", mnist_dir]
+    train.main(common + ["--n_epochs", "2"] + run_dirs(tmp_path, "straight"))
+    train.main(common + ["--n_epochs", "1"] + run_dirs(tmp_path, "old"))
+    last = str(tmp_path / "old/model/last.npz")
+    meta, arrays = checkpoint.load(last)
+    renamed = {k.replace("opt/encoder_adversarial/", "opt/generator/"): v
+               for k, v in arrays.items()}
+    assert any(k.startswith("opt/generator/") for k in renamed)
+    np.savez(last, **renamed, __meta__=np.array(json.dumps(meta)))
+    train.main(common + ["--n_epochs", "2", "--resume"] + run_dirs(tmp_path, "old"))
+    _, straight = checkpoint.load(str(tmp_path / "straight/model/model1.npz"))
+    _, resumed = checkpoint.load(str(tmp_path / "old/model/model1.npz"))
+    for key in straight:
+        np.testing.assert_array_equal(straight[key], resumed[key], err_msg=key)

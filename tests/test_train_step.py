@@ -61,8 +61,8 @@ def plain_reference_step(x, nets, opts, std, latent_dim):
     x_recon = F.sigmoid(dec(enc(x)))
     recon = F.binary_cross_entropy(x_recon + tiny, x + tiny)
     recon.backward()
-    opts["decoder"][0].step()
-    opts["encoder"][0].step()
+    opts["decoder"].optimizer.step()
+    opts["encoder"].optimizer.step()
     clear()
 
     enc.eval()
@@ -72,13 +72,13 @@ def plain_reference_step(x, nets, opts, std, latent_dim):
     d_real, d_fake = F.sigmoid(disc(z_real)), F.sigmoid(disc(z_fake))
     d_loss = -paddle.mean(paddle.log(d_real + tiny) + paddle.log(1 - d_fake + tiny))
     d_loss.backward()
-    opts["discriminator"][0].step()
+    opts["discriminator"].optimizer.step()
     clear()
 
     enc.train()
     g_loss = -paddle.mean(paddle.log(F.sigmoid(disc(enc(x))) + tiny))
     g_loss.backward()
-    opts["generator"][0].step()
+    opts["encoder_adversarial"].optimizer.step()
     clear()
     return float(recon), float(d_loss), float(g_loss)
 

@@ -234,10 +234,16 @@ def restore_networks(networks, arrays, path):
         layer.set_state_dict({key: found[key] for key in state})
 
 
+# Optimizers saved under another name by earlier versions: {today's name: the old one}
+LEGACY_OPTIMIZER_NAMES = {"encoder_adversarial": "generator"}
+
+
 def restore_optimizers(optimizers, arrays, path):
     """Load Adam's state saved by ``save``; mapped back to this process's parameter names."""
     for opt_name, (optimizer, layer) in optimizers.items():
         prefix = f"opt/{opt_name}/"
+        if not any(k.startswith(prefix) for k in arrays) and opt_name in LEGACY_OPTIMIZER_NAMES:
+            prefix = f"opt/{LEGACY_OPTIMIZER_NAMES[opt_name]}/"
         found = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
         if not found:
             raise UserError(f"{path} holds no optimizer state ({opt_name}): it is a "

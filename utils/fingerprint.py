@@ -50,13 +50,26 @@ RUNS = [
 ]
 
 
+# Optimizer names of earlier versions -> today's (as utils/checkpoint.py reads them)
+RENAMED = {"opt/generator/": "opt/encoder_adversarial/"}
+
+
+def today_name(key):
+    for old, new in RENAMED.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key
+
+
 def digest_run(folder):
     """sha256 of the resume point's arrays (names and bytes) and of loss.csv's losses."""
     h = hashlib.sha256()
     with np.load(os.path.join(folder, "model", "last.npz"), allow_pickle=False) as data:
-        for key in sorted(k for k in data.files if k != "__meta__"):
-            h.update(key.encode())
-            h.update(np.ascontiguousarray(data[key]).tobytes())
+        # under today's names (an optimizer renamed since keeps the digest of its numbers)
+        names = {today_name(k): k for k in data.files if k != "__meta__"}
+        for name in sorted(names):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(data[names[name]]).tobytes())
     with open(os.path.join(folder, "logs", "loss.csv")) as f:
         header, *rows = [line.strip().split(",") for line in f if line.strip()]
     keep = [i for i, name in enumerate(header) if name != "seconds"]

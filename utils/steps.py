@@ -2,6 +2,7 @@
 weights frozen for a phase, gradients averaged across data-parallel processes, the two
 adversarial losses, and one optimizer per phase (as the reference reproduction has)."""
 import contextlib
+import typing
 
 import numpy as np
 import paddle
@@ -38,15 +39,21 @@ def average_gradients(*layers):
                     p.grad.scale_(1.0 / world)
 
 
+class PhaseOptimizer(typing.NamedTuple):
+    """The optimizer of one phase and the network it updates."""
+    optimizer: paddle.optimizer.Optimizer
+    layer: paddle.nn.Layer
+
+
 def update(loss, opts, names, sync=no_sync):
     """One gradient step on ``loss`` by the optimizers ``names`` of ``opts`` ({name:
-    (optimizer, the layer it updates)}); returns the loss."""
+    PhaseOptimizer}); returns the loss."""
     loss.backward()
-    sync(*(opts[name][1] for name in names))
+    sync(*(opts[name].layer for name in names))
     for name in names:
-        opts[name][0].step()
+        opts[name].optimizer.step()
     for name in names:
-        opts[name][0].clear_grad(set_to_zero=False)
+        opts[name].optimizer.clear_grad(set_to_zero=False)
     return loss
 
 
@@ -66,16 +73,17 @@ def generator_loss(d_logits):
 
 def aae_optimizer_plan(cfg):
     """{optimizer: (network it updates, learning rate, momentum)} of the three phases: the
-    reference's four Adams, the encoder with one for reconstruction and one as generator."""
+    reference's four Adams, the encoder with one for reconstruction and one for the
+    generator phase of the regularization (``encoder_adversarial``)."""
     return {"encoder": ("encoder", cfg.gen_lr, cfg.gen_momentum),
             "decoder": ("decoder", cfg.gen_lr, cfg.gen_momentum),
             "discriminator": ("discriminator", cfg.reg_lr, cfg.reg_momentum),
-            "generator": ("encoder", cfg.reg_lr, cfg.reg_momentum)}
+            "encoder_adversarial": ("encoder", cfg.reg_lr, cfg.reg_momentum)}
 
 
 def make_optimizers(cfg, nets, plan):
     """One optimizer per phase: ``plan`` is {optimizer name: (network, learning rate,
-    momentum)}; returns {name: (optimizer, the layer it updates)}. The encoder has one
+    momentum)}; returns {name: PhaseOptimizer}. The encoder has one
     optimizer per phase it takes part in, each with its own state (the reference's four Adams).
     Adam by default; SGD with momentum with --optimizer momentum."""
     opts = {}
@@ -86,7 +94,7 @@ def make_optimizers(cfg, nets, plan):
                                                   parameters=layer.parameters())
         else:
             optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=layer.parameters())
-        opts[name] = (optimizer, layer)
+        opts[name] = PhaseOptimizer(optimizer, layer)
     return opts
 
 
@@ -94,7 +102,7 @@ def set_learning_rates(cfg, opts, plan, epoch):
     """Each phase's rate in ``epoch``: its rate of ``plan`` times ``cfg.lr_factor(epoch)``
     (--lr_decay_epochs with momentum SGD; constant with Adam, as the reference)."""
     for name, (_, lr, _) in plan.items():
-        opts[name][0].set_lr(lr * cfg.lr_factor(epoch))
+        opts[name].optimizer.set_lr(lr * cfg.lr_factor(epoch))
 
 
 def one_hot(labels, n_units):

@@ -34,9 +34,9 @@ import paddle
 import paddle.nn.functional as F
 
 import config
+import families
 import network
 from data_maker import load_split
-import families
 from families.base import ModelFamily
 from priors import PaddleRandom, build_prior, grid_codes
 from utils import checkpoint, resume, run

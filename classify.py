@@ -64,7 +64,7 @@ def main(argv=None):
     clustering = family.clusters
     parts = ("train", "valid", "test") if clustering else ("test",)
     data = load_split(cfg.data_dir, n_test=cfg.N_test, parts=parts)
-    if clustering:  # the clusters are labelled with the images the model was trained on
+    if clustering:  # the training-image rule and the majority diagnostic use its training images
         available = len(data["x_train"])
         if train_cfg.N_train > available:
             raise UserError(f"{path} was trained on N_train = {train_cfg.N_train} images, but "

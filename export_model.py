@@ -193,7 +193,8 @@ def check_save_dir(folder):
             os.path.join(folder, deploy.SPEC_FILE)):
         raise UserError(f"--save_dir {folder} holds other files than an export (no "
                         f"{deploy.SPEC_FILE}); choose an empty or new folder")
-    check_path_length(folder, "--save_dir", reserve=len(".12345678"))
+    # the export is staged as .<name>.<8 characters> beside it
+    check_path_length(folder, "--save_dir", reserve=len("." + ".12345678"))
 
 
 def main(argv=None):

@@ -27,16 +27,17 @@ PICTURE_SCALE = 4  # as predict.py
 
 
 def process_threads():
-    """The math-library threads of this process (utils/cpu_env.py has set OMP_NUM_THREADS)."""
+    """The math-library threads this process started with (OMP_NUM_THREADS, which
+    utils/cpu_env.py sets to the usable cores where the user has not)."""
     return int(os.environ["OMP_NUM_THREADS"])
 
 
 @contextlib.contextmanager
 def keeping_process_threads():
     """Paddle Inference sets the process-wide MKL/OpenMP thread count to its predictor's when
-    it builds or runs one; put this process's back afterwards, so that dynamic-graph code in
-    the same process (predict.py, training in a notebook) computes as it did before, with the
-    same threads and therefore the same sums."""
+    it builds or runs one; set it back to ``process_threads()`` afterwards, so that
+    dynamic-graph code in the same process (predict.py, training in a notebook) computes as it
+    did before, with the same threads and therefore the same sums."""
     try:
         yield
     finally:
@@ -87,8 +88,7 @@ def check_inputs(predictor, described, folder, name):
                         f"export it again with python export_model.py --save_dir {folder}")
 
 
-def load_predictors(folder, spec, threads=None):
-    threads = threads or process_threads()
+def load_predictors(folder, spec, threads=1):
     predictors = {}
     for name in deploy.MODEL_NAMES:
         if name in spec["models"]:
@@ -137,11 +137,10 @@ def main(argv=None):
                         help="where the picture goes (default: images)")
     parser.add_argument("--save_npy", default=None, metavar="FILE",
                         help="also save the reconstruction as a .npy file")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads of each predictor (default: OMP_NUM_THREADS, or "
-                             "the cores this process may use)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads of each predictor (default: 1)")
     args = parser.parse_args([] if argv is None else list(argv))
-    if args.threads is not None and args.threads < 1:
+    if args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     check_path_length(args.output_dir, "--output_dir")
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):

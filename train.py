@@ -93,8 +93,8 @@ class LikelihoodAAE(ModelFamily):
     with an 8-d Gaussian prior (the interface: families/base.py)."""
 
     @classmethod
-    def build_networks(cls, cfg, in_dim, n_classes=None):
-        return network.build_networks(cfg, in_dim)
+    def build_networks(cls, cfg, in_dim, n_classes=config.N_CLASSES):
+        return network.build_networks(cfg, in_dim)  # no label inputs
 
     def __init__(self, cfg, data):
         self.x_train, self.y_train = data["x_train"], None
@@ -154,9 +154,9 @@ def train(cfg, family, data, device, rank, world, log_writer):
     n_train, in_dim = model.x_train.shape
     shard = run.shard_size(cfg.batch_size, n_train, world)  # rows of a batch per process
     split = checkpoint.split_record(data["meta"], n_train)
-    begin = resume.start(cfg, model, family, split, columns, log, is_main)
+    begin = resume.start(cfg, model, split, columns, log, is_main)
     history = begin.history
-    outputs = EpochOutputs(cfg, model, family, split, columns, log)
+    outputs = EpochOutputs(cfg, model, split, columns, log)
     if is_main:
         outputs.write_config()
     log.info("config: %s", cfg.applicable(TRAIN_KEYS))

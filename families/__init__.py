@@ -1,5 +1,5 @@
-"""The model families, one module each, all trained by train.py's loop and saved in its one
-checkpoint format; ``--labels`` names the family (families/base.py says what a family is):
+"""The model families, all trained by train.py's loop and saved in its one checkpoint format;
+``--labels`` names the family (families/base.py says what a family is):
 
 - ``none``: the likelihood AAE of Table 1 (paper §2-3), in train.py itself;
 - ``labels.py``: the label-conditioned AAEs: label regularization (§2.3, Figures 3-4) and the
@@ -8,14 +8,16 @@ checkpoint format; ``--labels`` names the family (families/base.py says what a f
   with ``--cluster_heads`` the dimensionality-reduction AAE) and Table 2's baseline, their
   encoder trained by the classification phase alone.
 
-Adding a family: a ModelFamily subclass in its own module and one line here.
+Adding a family: a ModelFamily subclass in a module of its own, one line here, and its name
+among config.py's ``--labels`` choices (with the options only it uses in USED_ONLY_WITH).
 """
 import importlib
 
 from config import N_CLASSES
 
 # --labels value: (module, class). Imported when asked for, so that train.py, which holds the
-# Table 1 model, can itself import this registry.
+# Table 1 model, can itself import this registry (under ``python train.py`` the loop thus
+# trains the class of the module ``train``, the same code as the running script's).
 FAMILIES = {
     "none": ("train", "LikelihoodAAE"),
     "regularization": ("families.labels", "LabelRegularizedAAE"),

@@ -11,8 +11,8 @@ loop calls. The loop itself (train.py) knows nothing else about a family:
     row.update(model.epoch_metrics(x_train))
     codes, labels, columns = model.grid(seed)  # the sample grid of each epoch (or None)
 
-The Table 1 model (train.LikelihoodAAE) is one; the others live in this package, one module
-per family, and ``families.FAMILIES`` names them all.
+The Table 1 model (train.LikelihoodAAE) is one; the others live in this package, a module per
+group of related families, and ``families.FAMILIES`` names them all.
 """
 from config import N_CLASSES
 from utils.steps import aae_optimizer_plan, no_sync
@@ -45,7 +45,8 @@ class ModelFamily:
     @classmethod
     def saved_n_classes(cls, train_cfg, arrays):
         """The number of classes a checkpoint's label inputs were made for, from its arrays
-        (eval.py builds the networks with it)."""
+        (eval.py builds the networks with it; only for checkpoints without the ``networks``
+        record train.py writes)."""
         return N_CLASSES
 
     @classmethod

@@ -211,8 +211,8 @@ def validation_error(clustering, encoder, x_train, y_train, x_valid, y_valid):
 
 
 class CategoricalAAE(ModelFamily):
-    """The categorical AAE of Figure 8, with or without labelled images: the common part of
-    SemiSupervisedAAE and ClusteringAAE below (the interface: families/base.py)."""
+    """The categorical AAE of Figure 8: the common part of SemiSupervisedAAE and ClusteringAAE
+    below, not a family of its own (the interface: families/base.py)."""
 
     data_parts = ("train", "valid")  # the validation error is measured every epoch
     data_parallel = False  # its labelled mini-batches are not sharded
@@ -220,7 +220,7 @@ class CategoricalAAE(ModelFamily):
     select_by = "valid_error"  # model/best.npz: the epoch of the lowest validation error
     classifies = True
     decoder_label = "category"
-    labelled = False  # whether it has the classification phase on labelled images (§5)
+    has_classification_phase = False  # q(y|x) also trained on labelled images (§5)
 
     @classmethod
     def build_networks(cls, cfg, in_dim, n_classes=N_CLASSES):
@@ -246,7 +246,7 @@ class CategoricalAAE(ModelFamily):
     def optimizer_plan(cls, cfg):
         plan = {**aae_optimizer_plan(cfg),
                 "discriminator_y": ("discriminator_y", cfg.reg_lr, cfg.reg_momentum)}
-        if cls.labelled:  # q(y|x)'s own optimizer
+        if cls.has_classification_phase:  # q(y|x)'s own optimizer
             plan["classifier"] = ("encoder", cfg.class_lr, cfg.class_momentum)
         return plan
 
@@ -259,7 +259,7 @@ class CategoricalAAE(ModelFamily):
         self.prior = build_prior(cfg)
         self.category_prior = CategoricalPrior(cfg.n_categories)
         self.x_labeled = self.y_labeled = None
-        if self.labelled:
+        if self.has_classification_phase:
             rows = semi_supervised_subset(self.y_train_true, cfg.n_labeled, N_CLASSES, cfg.seed)
             self.x_labeled = paddle.to_tensor(self.x_train[rows])
             self.y_labeled = self.y_train_true[rows].astype(np.int64)
@@ -318,7 +318,7 @@ class SemiSupervisedAAE(CategoricalAAE):
     """Paper §5, Table 2 (``--labels semi_supervised``): the classification phase trains
     q(y|x) on a labelled mini-batch after the three phases of every step."""
 
-    labelled = True
+    has_classification_phase = True
 
 
 class ClusteringAAE(CategoricalAAE):
@@ -328,7 +328,7 @@ class ClusteringAAE(CategoricalAAE):
     clusters = True
 
 
-class SupervisedClassifier(SemiSupervisedAAE):
+class SupervisedClassifier(SemiSupervisedAAE):  # (it inherits what is added there)
     """Table 2's baseline (not in the paper): the semi-supervised AAE's encoder, labelled set,
     labelled mini-batches, optimizer and dropout, trained by the classification phase alone.
     What the semi-supervised AAE gains over it is what its unlabelled images and adversarial

@@ -14,10 +14,10 @@ import paddle.nn.functional as F
 
 import network
 from config import N_CLASSES
+from families.base import ModelFamily
 from priors import UNLABELED, PaddleRandom, build_prior, grid_codes
 from utils import run
 from utils.errors import UserError
-from families.base import ModelFamily
 from utils.steps import (discriminator_loss, frozen, generator_loss, make_optimizers, no_sync,
                          one_hot, update)
 
@@ -90,8 +90,8 @@ class _LabelConditionedAAE(ModelFamily):
 
         enc.train()
         with frozen(disc):
-            g_loss = update(generator_loss(disc(enc(x), y_disc)), self.opts, ("encoder_adversarial",),
-                            sync)
+            g_loss = update(generator_loss(disc(enc(x), y_disc)), self.opts,
+                            ("encoder_adversarial",), sync)
         return {"recon_loss": float(recon_loss), "d_loss": float(d_loss),
                 "g_loss": float(g_loss)}
 

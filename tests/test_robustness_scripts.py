@@ -261,12 +261,20 @@ def test_data_maker_removes_stale_temporaries_of_its_own(tmp_path):
                               capture_output=True, text=True)
     dead = int(finished.stdout)  # a process that has ended
     stale = f"{data_maker.SPLIT_FILE}.{dead}.0123abcd.tmp"
-    running = f"{data_maker.SPLIT_FILE}.{os.getpid()}.89abcdef.tmp"  # a run in progress
-    other = "notes.tmp"
-    for name in (stale, running, other):
-        (tmp_path / name).write_bytes(b"x")
-    assert data_maker.remove_stale_temporaries(str(tmp_path)) == [stale]
-    assert sorted(os.listdir(tmp_path)) == sorted([running, other])
+    # this process writes none before its clean-up: a file with its id is a killed run's
+    # (in a container a new run often gets the id of the one before)
+    mine = f"{data_maker.SPLIT_FILE}.{os.getpid()}.4567cdef.tmp"
+    other_run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        running = f"{data_maker.SPLIT_FILE}.{other_run.pid}.89abcdef.tmp"  # a run in progress
+        other = "notes.tmp"
+        for name in (stale, mine, running, other):
+            (tmp_path / name).write_bytes(b"x")
+        assert data_maker.remove_stale_temporaries(str(tmp_path)) == sorted([stale, mine])
+        assert sorted(os.listdir(tmp_path)) == sorted([running, other])
+    finally:
+        other_run.kill()
+        other_run.wait()
 
 
 # ---- 3. a damaged split is caught when it is loaded -----------------------------------------

@@ -1,6 +1,7 @@
-"""What a training run writes (the main process only): the resume point model/last.npz, the
-weights model{N}.npz and model/best.npz, logs/loss.csv, the sample grid images/epoch{N}.png and
-images/loss_curve.png, and the epoch's VisualDL record."""
+"""What a training run writes (only its main process writes; the others build the object and
+skip the writes): the resume point model/last.npz, the weights model{N}.npz and
+model/best.npz, logs/loss.csv, the sample grid images/epoch{N}.png and images/loss_curve.png,
+and the epoch's VisualDL record."""
 import os
 
 import paddle
@@ -12,12 +13,12 @@ from utils.plots import plot_losses
 
 
 class EpochOutputs:
-    """The files of one run. ``model``: its family's instance (nets, opts, loss_names, grid);
-    ``split``: the record of the data it trains on (utils.checkpoint.split_record)."""
+    """The files of one run. ``model``: its family's instance (nets, opts, loss_names, grid,
+    select_by); ``split``: the record of the data it trains on (checkpoint.split_record)."""
 
-    def __init__(self, cfg, model, family, split, columns, log):
+    def __init__(self, cfg, model, split, columns, log):
         self.cfg, self.model, self.split, self.columns, self.log = cfg, model, split, columns, log
-        self.select_by = family.select_by
+        self.select_by = model.select_by
         self.last_path = os.path.join(cfg.model_dir, "last.npz")
         self.best_path = os.path.join(cfg.model_dir, "best.npz")
         self.csv_path = os.path.join(cfg.logs_dir, "loss.csv")

@@ -112,7 +112,8 @@ def atomic_write(path, write, hint=None):
         fd, tmp = tempfile.mkstemp(prefix=f"{os.path.basename(path)}.{os.getpid()}.",
                                    suffix=".tmp", dir=folder)
     except OSError as err:
-        raise UserError(f"cannot write to {folder}: {err.strerror}; {hint or 'choose a writable folder'}") from None
+        raise UserError(f"cannot write to {folder}: {err.strerror}; "
+                        f"{hint or 'choose a writable folder'}") from None
     try:
         # mkstemp makes the file private (0600); give it the mode of any new file instead
         os.chmod(tmp, 0o666 & ~_umask())
@@ -141,8 +142,10 @@ def atomic_write(path, write, hint=None):
 
 
 def _process_running(pid):
+    """Whether another process with this id runs (this process writes none before its clean-up;
+    in a container a new run often gets the id a killed one had)."""
     if pid == os.getpid():
-        return True
+        return False
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
@@ -155,9 +158,10 @@ def _process_running(pid):
 def remove_stale_temporaries(folder, targets):
     """Delete the temporary files of ``atomic_write`` that a process no longer running left
     in ``folder`` (killed with SIGKILL, or by a power cut) for the file names the regular
-    expression ``targets`` matches; other files, the user's own ``*.tmp`` included, and those of
-    a process still writing stay. Names without a process id (written by earlier versions)
-    count as stale. Returns the names removed."""
+    expression ``targets`` matches; other files, the user's own ``*.tmp`` included, and those
+    of another process still writing stay. Names without a process id (written by earlier
+    versions) count as stale. Call it before this process writes any of those files. Returns
+    the names removed."""
     pattern = re.compile(rf"(?:{targets})\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{{8}}\.tmp")
     try:
         names = sorted(os.listdir(folder))

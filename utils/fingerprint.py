@@ -21,6 +21,8 @@ import tempfile
 
 import numpy as np
 
+from utils.checkpoint import LEGACY_OPTIMIZER_NAMES
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (name, extra train.py options); every run: 1 epoch on the first 1,000 training images
 RUNS = [
@@ -51,7 +53,7 @@ RUNS = [
 
 
 # Optimizer names of earlier versions -> today's (as utils/checkpoint.py reads them)
-RENAMED = {"opt/generator/": "opt/encoder_adversarial/"}
+RENAMED = {f"opt/{old}/": f"opt/{new}/" for new, old in LEGACY_OPTIMIZER_NAMES.items()}
 
 
 def today_name(key):

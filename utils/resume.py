@@ -44,11 +44,12 @@ def check_resumable(saved, cfg, path):
              for k in config.TRAIN_KEYS
              if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != now[k]]
     if diffs:
-        raise UserError(f"--resume: {path} was trained with other settings ({'; '.join(diffs)}); "
-                        f"resume it with: python train.py --resume {resume_options(saved, cfg.n_epochs)}")
+        raise UserError(f"--resume: {path} was trained with other settings "
+                        f"({'; '.join(diffs)}); resume it with: python train.py --resume "
+                        f"{resume_options(saved, cfg.n_epochs)}")
 
 
-def start(cfg, model, family, split, columns, log, is_main=True):
+def start(cfg, model, split, columns, log, is_main=True):
     """Where this run starts (a ``Start``); with --resume, the networks and optimizers of
     ``model`` are restored from the resume point. Also clears what must not outlive a new run
     (another run's best.npz) and temporaries a killed write left."""
@@ -76,9 +77,9 @@ def start(cfg, model, family, split, columns, log, is_main=True):
                  "same names (model*.npz of later epochs stay)", last_path)
     if not cfg.resume and is_main and os.path.isfile(best_path):
         os.remove(best_path)  # another run's best epoch: not this run's
-    if cfg.resume and family.select_by and begin.history and not os.path.isfile(best_path):
+    if cfg.resume and model.select_by and begin.history and not os.path.isfile(best_path):
         log.info("no %s: it will hold the best epoch from now on, if one beats the lowest %s "
-                 "of loss.csv", best_path, family.select_by)
+                 "of loss.csv", best_path, model.select_by)
     for name in checkpoint.remove_stale_temporaries(cfg.model_dir) if is_main else ():
         log.info("removed %s, left by an interrupted write", name)
     log.info("resumed from %s at epoch %d, batch %d" % (last_path, begin.epoch, begin.batch)

@@ -83,9 +83,9 @@ def aae_optimizer_plan(cfg):
 
 def make_optimizers(cfg, nets, plan):
     """One optimizer per phase: ``plan`` is {optimizer name: (network, learning rate,
-    momentum)}; returns {name: PhaseOptimizer}. The encoder has one
-    optimizer per phase it takes part in, each with its own state (the reference's four Adams).
-    Adam by default; SGD with momentum with --optimizer momentum."""
+    momentum)}; returns {name: PhaseOptimizer}. The encoder has one optimizer per phase it
+    takes part in, each with its own state (the reference's four Adams). Adam by default; SGD
+    with momentum with --optimizer momentum."""
     opts = {}
     for name, (net_name, lr, momentum) in plan.items():
         layer = nets[net_name]

@@ -5,6 +5,8 @@ before the resume point advances, one run per folder at a time, and only the pro
 temporary files are cleaned up."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -140,6 +142,13 @@ def test_only_the_projects_own_temporaries_are_removed_and_only_once_resuming(
     model_dir = tmp_path / "run/model"
     mine, theirs = model_dir / "last.npz.x1y2z3w4.tmp", model_dir / "notes.tmp"
     also_theirs = model_dir / "last.npz.mine.tmp"  # not a name the project's writes use
+    # today's names carry the writer's process id; best.npz's were once missed
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    also_mine = [model_dir / f"best.npz.{dead}.a1b2c3d4.tmp",
+                 model_dir / f"model0.npz.{dead}.e5f6g7h8.tmp", model_dir / "best.npz.q9r8s7t6.tmp"]
+    for path in also_mine:
+        path.write_bytes(b"half a checkpoint")
     mine.write_bytes(b"half a checkpoint")
     theirs.write_text("the user's own file")
     also_theirs.write_text("the user's own file")
@@ -150,6 +159,7 @@ def test_only_the_projects_own_temporaries_are_removed_and_only_once_resuming(
     train.main(TINY[:-2] + ["--n_epochs", "2", "--resume", "--data_dir", mnist_dir]
                + run_dirs(tmp_path))
     assert not mine.exists() and theirs.read_text() == "the user's own file"
+    assert not any(path.exists() for path in also_mine)
     assert also_theirs.read_text() == "the user's own file"
 
 

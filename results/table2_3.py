@@ -50,7 +50,8 @@ ROWS = {
                    ("model/cluster_16_model99.npz",
                     "results/denoising/cluster_16_input_dropout0.2/classify.json", "seed 0")),
     "cluster_30": (4.10, ("k-means, K = 30", "results/baselines/kmeans_30.json"),
-                   ["results/denoising/cluster_30_input_dropout0.2/classify.json"],
+                   ["results/denoising/cluster_30_input_dropout0.2/classify.json",
+                    "results/denoising/cluster_30_input_dropout0.2/seed1/classify.json"],
                    ("model/cluster_30_model99.npz",
                     "results/denoising/cluster_30_input_dropout0.2/classify.json", "seed 0")),
 }

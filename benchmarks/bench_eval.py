@@ -17,6 +17,7 @@ sys.path.insert(0, ROOT)
 import utils.cpu_env  # noqa: E402,F401  (before paddle)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
@@ -49,8 +50,9 @@ def main(argv=None):
         stages, totals, result = {}, [], None
         for _ in range(args.repeats):
             t = time.perf_counter()
-            result = evaluate.main(["--checkpoint", path, "--data_dir", args.data_dir,
-                                    "--images_dir", tmp, "--logs_dir", tmp])
+            with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON only
+                result = evaluate.main(["--checkpoint", path, "--data_dir", args.data_dir,
+                                        "--images_dir", tmp, "--logs_dir", tmp])
             totals.append(time.perf_counter() - t)
             for stage, seconds in result["timings"].items():
                 stages.setdefault(stage, []).append(seconds)

@@ -13,8 +13,8 @@ machine now), roofline_fraction = achieved / roofline. With --compare_torch, the
 PyTorch step (benchmarks/torch_step.py, run in its own process) and the speed-up.
 
 ``--preset NAME`` times the step of that preset's family (semi-supervised, clustering,
-supervised, ...) on random binary images with random labels, its matmuls counted from its own
-networks. ``--profile`` runs further steps under paddle.profiler and adds ``profile``: ms per
+supervised, ...) on random binary images with random labels, its matmuls counted from a step of
+its own (every Linear call, its weight gradient and its input gradient). ``--profile`` runs further steps under paddle.profiler and adds ``profile``: ms per
 step of the kernels by kind (matmul, optimizer, random numbers, other kernels) and the rest of
 the profiled step (framework overhead: Python, dispatch, autograd bookkeeping); the profiler
 slows the step, so its total is given beside the unprofiled ms_per_step.
@@ -28,7 +28,6 @@ import utils.cpu_env  # noqa: E402,F401  (before paddle)
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import functools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -43,60 +42,30 @@ import families  # noqa: E402
 from utils.run import seed_everything  # noqa: E402
 
 
-def add_layer_matmuls(ops, shapes, rows, dw=True, dx_from=0):
-    """Append to ``ops`` the matmuls of a stack of Linear layers of ``shapes`` [(in, out)] on
-    ``rows`` rows: each layer's forward, its weight gradient (``dw``), and the gradient to its
-    input for the layers from index ``dx_from`` on (len(shapes): none)."""
-    for i, (a, b) in enumerate(shapes):
+def step_matmuls(model, x, y):
+    """Every matmul of one training step of ``model`` (a family built by build_model) as
+    (rows, in, out, kind), kind in fwd / dW / dX, read off the step itself: each Linear call
+    runs its forward matmul, a weight gradient (dW) if gradients are recorded and its weight is
+    not frozen, and a gradient to its input (dX) if that input needs one. The step runs once
+    (it updates the weights), so any family and architecture is counted as it really runs."""
+    ops = []
+
+    def hook(layer, inputs, output):
+        rows, (a, b) = inputs[0].shape[0], layer.weight.shape
         ops.append((rows, a, b, "fwd"))
-        if dw:
-            ops.append((rows, a, b, "dW"))
-        if i >= dx_from:
-            ops.append((rows, a, b, "dX"))
+        if paddle.is_grad_enabled():
+            if not layer.weight.stop_gradient:
+                ops.append((rows, a, b, "dW"))
+            if not inputs[0].stop_gradient:
+                ops.append((rows, a, b, "dX"))
 
-
-def step_matmuls(cfg, in_dim, batch):
-    """Every matmul of one training step as (rows, in, out, kind), kind in fwd / dW / dX.
-
-    Follows the phases in train.py: which layers run forward, which need weight gradients
-    (dW) and which pass a gradient to their input (dX)."""
-    n, d = cfg.N, cfg.latent_dim
-    heads = [(n, d)] * (2 if cfg.encoder == "gaussian" else 1)
-    enc = [(in_dim, n), (n, n)] + heads
-    dec = [(d, n), (n, n), (n, in_dim)]
-    disc = [(d, n), (n, n), (n, 1)]
-    ops = []
-    layers = functools.partial(add_layer_matmuls, ops)
-    # encoder: first layer's input is data (no dX); heads and second layer pass gradients
-    layers(enc, batch, dx_from=1)                       # 1. reconstruction: encoder
-    layers(dec, batch, dx_from=0)                       #    decoder (dX into the codes)
-    layers(enc, batch, dw=False, dx_from=len(enc))      # 2. encoder forward, no gradients
-    layers(disc, 2 * batch, dx_from=1)                  #    D on [prior; codes]
-    layers(enc, batch, dx_from=1)                       # 3. generator: encoder
-    layers(disc, batch, dw=False, dx_from=0)            #    D frozen, gradient to the codes
-    return ops
-
-
-def categorical_step_matmuls(cfg, in_dim, batch):
-    """The matmuls of families/categorical.py's step (reconstruction, both discriminators, the
-    generator against both, and with labels the classification phase), as step_matmuls."""
-    n, d, k = cfg.N, cfg.latent_dim, cfg.n_categories
-    hidden = [(in_dim, n), (n, n)]
-    heads = [(n, k), (n, d)]
-    dec = [(d + k, n), (n, n), (n, in_dim)]
-    disc_z, disc_y = [(d, n), (n, n), (n, 1)], [(k, n), (n, n), (n, 1)]
-    ops = []
-    layers = functools.partial(add_layer_matmuls, ops)
-    layers(hidden + heads, batch, dx_from=1)            # 1. reconstruction: encoder
-    layers(dec, batch)                                  #    decoder
-    layers(hidden + heads, batch, dw=False, dx_from=4)  # 2. codes, no gradients
-    layers(disc_z, 2 * batch, dx_from=1)                #    D_z and D_y on [prior; codes]
-    layers(disc_y, 2 * batch, dx_from=1)
-    layers(hidden + heads, batch, dx_from=1)            # 3. generator: encoder
-    layers(disc_z, batch, dw=False)                     #    both D frozen
-    layers(disc_y, batch, dw=False)
-    if cfg.labels == "semi_supervised":                 # 4. classification: hidden + q(y|x)
-        layers(hidden + heads[:1], batch, dx_from=1)
+    handles = [layer.register_forward_post_hook(hook) for net in model.nets.values()
+               for layer in net.sublayers() if isinstance(layer, paddle.nn.Linear)]
+    try:
+        model.step(x, y, 0)
+    finally:
+        for handle in handles:
+            handle.remove()
     return ops
 
 
@@ -129,7 +98,10 @@ def fake_data(cfg, in_dim, seed=0):
     """Random binary images with balanced random labels, in load_split's layout: enough for
     any family's constructor (its labelled subset, its validation images)."""
     rng = np.random.default_rng(seed)
-    n = max(1000, cfg.batch_size)
+    # as many images as the family's labelled and unlabelled sets ask for (gmm_labels: 1,000
+    # of each digit and 40,000 others), at most the 60,000 of MNIST
+    n = max(1000, cfg.batch_size,
+            min(cfg.n_labeled + cfg.n_unlabeled, config.MNIST_COUNTS["train"]))
     def images(rows):
         return (rng.random((rows, in_dim)) > 0.8).astype("float32")
     return {"x_train": images(n), "y_train": np.arange(n) % 10,
@@ -239,12 +211,7 @@ def main(argv=None):
 
     per_step = time_steps(cfg, in_dim, args.steps, args.repeats)
     ms = 1000.0 * statistics.median(per_step)
-    if cfg.labels in ("semi_supervised", "clustering"):
-        ops = categorical_step_matmuls(cfg, in_dim, cfg.batch_size)
-    elif cfg.labels == "none":
-        ops = step_matmuls(cfg, in_dim, cfg.batch_size)
-    else:
-        ops = None  # no matmul count for this family: no roofline
+    ops = step_matmuls(*build_model(cfg, in_dim))
     flop = matmul_seconds = None
     result = {
         "preset": args.preset,
@@ -257,7 +224,7 @@ def main(argv=None):
         "paddle": paddle.__version__, "python": platform.python_version(),
         "threads": utils.cpu_env.SETTINGS, "cpu": platform.processor() or platform.machine(),
     }
-    if ops is not None:
+    if ops:
         flop = sum(2.0 * rows * a * b for rows, a, b, _ in ops)
         matmul_seconds = matmul_roofline(ops, args.repeats)
         roofline = flop / matmul_seconds / 1e9

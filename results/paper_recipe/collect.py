@@ -1,11 +1,11 @@
 """Copy the paper-recipe runs' logs here and draw their validation curves beside the presets'.
 
-    python results/paper_recipe/collect.py     # runs/semi_100_paper/seed{0,1}/logs -> here
+    python results/paper_recipe/collect.py     # runs/semi_{100,1000}_paper/seed{0,1}/logs -> here
 
 Each run's train.log, loss.csv and train_config.json are copied (a run still training gives
-its epochs so far), and docs/figures/semi_100_paper_valid_error.png is redrawn: the paper's
-recipe and the semi_100 preset (Adam, results/denoising/), two seeds each, and the paper's
-test error as a dashed line.
+its epochs so far; a run not on this machine keeps the copy made before), and one figure per
+screen is redrawn in docs/figures/: the paper's recipe and the Adam preset it is screened
+against, two seeds each, with the paper's test error as a dashed line.
 """
 import os
 import shutil
@@ -16,32 +16,47 @@ sys.path.insert(0, ROOT)
 from utils.plots import plot_error_curves  # noqa: E402
 
 HERE = os.path.join(ROOT, "results", "paper_recipe")
-RUNS = {"semi_100_paper/seed0": "runs/semi_100_paper/seed0/logs",
-        "semi_100_paper/seed1": "runs/semi_100_paper/seed1/logs"}
-PRESET = {"semi_100 (Adam), seed 0": "results/denoising/semi_100_input_noise0.3/loss.csv",
-          "semi_100 (Adam), seed 1": "results/denoising/semi_100_input_noise0.3/seed1/loss.csv"}
+# screen -> (the paper's test error, the preset's loss.csv of seeds 0 and 1)
+SCREENS = {
+    "semi_100": (0.019, ["results/denoising/semi_100_input_noise0.3/loss.csv",
+                         "results/denoising/semi_100_input_noise0.3/seed1/loss.csv"]),
+    "semi_1000": (0.016, ["results/semi_1000_input_noise0.3/loss.csv",
+                          "results/semi_1000_input_noise0.3/seed1/loss.csv"]),
+}
+SEEDS = (0, 1)
+
+
+def copy_logs(run):
+    """runs/<run>/logs -> results/paper_recipe/<run>; the copy's loss.csv (None if neither)."""
+    source = os.path.join(ROOT, "runs", run, "logs")
+    target = os.path.join(HERE, run)
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+        for name in ("train.log", "loss.csv", "train_config.json"):
+            if os.path.exists(os.path.join(source, name)):
+                shutil.copy2(os.path.join(source, name), os.path.join(target, name))
+    else:
+        print(f"runs/{run}/logs: not here, the copy made before is kept")
+    loss = os.path.join(target, "loss.csv")
+    return loss if os.path.isfile(loss) else None
 
 
 def main():
-    files, labels = [], []
-    for name, logs in RUNS.items():
-        source = os.path.join(ROOT, logs)
-        if not os.path.isdir(source):
-            print(f"{logs}: not here, skipped")
+    for screen, (paper_error, preset_files) in SCREENS.items():
+        files, labels = [], []
+        for seed in SEEDS:
+            loss = copy_logs(f"{screen}_paper/seed{seed}")
+            if loss:
+                files.append(loss)
+                labels.append(f"{screen}_paper, seed {seed}")
+        if not files:
             continue
-        target = os.path.join(HERE, name)
-        os.makedirs(target, exist_ok=True)
-        for f in ("train.log", "loss.csv", "train_config.json"):
-            if os.path.exists(os.path.join(source, f)):
-                shutil.copy2(os.path.join(source, f), os.path.join(target, f))
-        files.append(os.path.join(target, "loss.csv"))
-        labels.append(name.replace("/", ", "))
-    for label, path in PRESET.items():
-        files.append(os.path.join(ROOT, path))
-        labels.append(label)
-    out = os.path.join(ROOT, "docs", "figures", "semi_100_paper_valid_error.png")
-    plot_error_curves(files, labels, out, paper_error=0.019)
-    print(f"wrote {out}")
+        for seed, path in zip(SEEDS, preset_files):
+            files.append(os.path.join(ROOT, path))
+            labels.append(f"{screen} (Adam), seed {seed}")
+        out = os.path.join(ROOT, "docs", "figures", f"{screen}_paper_valid_error.png")
+        plot_error_curves(files, labels, out, paper_error=paper_error)
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,19 @@
 """Copy the paper-recipe runs' logs here and draw their validation curves beside the presets'.
 
-    python results/paper_recipe/collect.py     # runs/semi_{100,1000}_paper/seed{0,1}/logs -> here
+    python results/paper_recipe/collect.py             # runs/semi_{100,1000}_paper/seed{0,1}/logs -> here
+    python results/paper_recipe/collect.py --classify  # also each run's best.npz -> RUN/best/classify.json
 
 Each run's train.log, loss.csv and train_config.json are copied (a run still training gives
 its epochs so far; a run not on this machine keeps the copy made before), and one figure per
 screen is redrawn in docs/figures/: the paper's recipe and the Adam preset it is screened
-against, two seeds each, with the paper's test error as a dashed line.
+against, two seeds each, with the paper's test error as a dashed line. With ``--classify``,
+classify.py measures each run's ``best.npz`` (the epoch of lowest validation error so far,
+chosen without the test set) into ``RUN/best/``.
 """
+import argparse
 import os
 import shutil
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,11 +46,27 @@ def copy_logs(run):
     return loss if os.path.isfile(loss) else None
 
 
-def main():
+def classify_best(run):
+    """classify.py on runs/<run>/model/best.npz -> results/paper_recipe/<run>/best/."""
+    best = os.path.join(ROOT, "runs", run, "model", "best.npz")
+    if not os.path.isfile(best):
+        print(f"runs/{run}/model/best.npz: not here, not measured")
+        return
+    subprocess.run([sys.executable, os.path.join(ROOT, "classify.py"), "--checkpoint", best,
+                    "--logs_dir", os.path.join(HERE, run, "best")], check=True, cwd=ROOT)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--classify", action="store_true",
+                        help="also measure each run's best.npz with classify.py")
+    measure = parser.parse_args(argv).classify
     for screen, (paper_error, preset_files) in SCREENS.items():
         files, labels = [], []
         for seed in SEEDS:
             loss = copy_logs(f"{screen}_paper/seed{seed}")
+            if measure:
+                classify_best(f"{screen}_paper/seed{seed}")
             if loss:
                 files.append(loss)
                 labels.append(f"{screen}_paper, seed {seed}")

@@ -11,8 +11,9 @@ Prints JSON, ms per training step for each pair (the step's own count of calls):
   all of them (the same distribution, other random numbers);
 - ``dispatch``: the Table 1 step on tiny layers (8 units, batch 4), where the kernels do
   almost nothing: what Python, operator dispatch and autograd cost a step by themselves;
-- ``memory_floor``: the Adam updates' bytes (read parameter, gradient and two moments, write
-  three) at the speed of a large copy on this machine: no Adam can go below it.
+- ``memory_traffic``: the Adam updates' bytes (read parameter, gradient and two moments, write
+  three) and the time they would take at the speed of a large copy on this machine, against
+  which the measured Adam shows whether it is bound by memory.
 Each figure is the minimum over repeats of the mean over ``--inner`` calls, and the order of
 the two sides alternates, so a neighbour's load hits both alike. A lever worth building saves
 several ms of a ~60-90 ms step; the JSON says how many.
@@ -112,15 +113,15 @@ def dispatch_cost(inner, repeats):
                                           repeats), 3), "N": cfg.N, "batch_size": cfg.batch_size}
 
 
-def memory_floor(parameters, inner, repeats):
-    """Adam's bytes a step at the speed of a large float32 copy."""
+def memory_traffic(parameters, inner, repeats):
+    """Adam's bytes a step, and their time at the speed of a large float32 copy."""
     src = paddle.rand([8_000_000])
     dst = paddle.zeros([8_000_000])
     ms_copy = best_ms(lambda: paddle.assign(src, dst), inner, repeats)
     gb_per_s = 2 * 4 * 8_000_000 / (ms_copy / 1000.0) / 1e9  # read + write
     adam_bytes = 7 * 4 * parameters
     return {"copy_gb_per_s": round(gb_per_s, 1), "adam_bytes_per_step": adam_bytes,
-            "adam_floor_ms": round(adam_bytes / gb_per_s / 1e6, 3)}
+            "adam_ms_at_copy_speed": round(adam_bytes / gb_per_s / 1e6, 3)}
 
 
 def main(argv=None):
@@ -135,7 +136,7 @@ def main(argv=None):
     adam, parameters = adam_lever(cfg, args.inner, args.repeats)
     return {"adam": adam, "dropout_masks": mask_lever(cfg, args.inner, args.repeats),
             "dispatch": dispatch_cost(args.inner, args.repeats),
-            "memory_floor": memory_floor(parameters, args.inner, args.repeats),
+            "memory_traffic": memory_traffic(parameters, args.inner, args.repeats),
             "threads": utils.cpu_env.SETTINGS, "paddle": paddle.__version__}
 
 

@@ -10,7 +10,10 @@ with the error its own classify.json gives (tests/test_shipped_model.py re-compu
 ``cpu_hours``: the seed's epoch seconds (its loss.csv) times its threads (its train.log), the
 runs sharing the machine with others, so an upper bound of what one would take alone.
 
-    python results/table2_3.py            # rewrites results/table2_3.json
+    python results/table2_3.py            # rewrites results/table2_3.json and the figures
+
+It also draws docs/figures/table2_3_{row}_seeds.png: each seed's validation error per epoch
+(its loss.csv beside its classify.json), with the paper's test error as a dashed line.
 """
 import csv
 import json
@@ -112,10 +115,24 @@ def build_row(name, paper, baseline, seed_files, shipped):
     return row
 
 
+def draw_seeds(row):
+    """The row's seeds' validation curves -> docs/figures/table2_3_<row>_seeds.png."""
+    from utils.plots import plot_error_curves
+    files = [os.path.join(ROOT, os.path.dirname(s["classify_json"]), "loss.csv")
+             for s in row["seeds"]]
+    labels = [f"{row['row']}, seed {s['seed']} (test error {s['test_error_pct']:.2f}%)"
+              for s in row["seeds"]]
+    out = os.path.join(ROOT, "docs", "figures", f"table2_3_{row['row']}_seeds.png")
+    plot_error_curves(files, labels, out, paper_error=row["paper_pct"] / 100.0)
+    return out
+
+
 def main():
     rows = [build_row(name, *spec) for name, spec in ROWS.items()]
     text = json.dumps({"rows": rows}, indent=2) + "\n"
     atomic_write(OUT, lambda f: f.write(text.encode("utf-8")))
+    for row in rows:
+        draw_seeds(row)
     for row in rows:
         sd = f" ± {row['sd_pct']:.2f}" if row["sd_pct"] is not None else ""
         print(f"{row['row']}: {row['mean_pct']:.2f}%{sd} over {row['n_seeds']} seed(s); "

@@ -132,8 +132,8 @@ def test_preset_table_refuses_an_unknown_preset(capsys):
 
 def test_lever_benchmark_counts_the_steps_own_updates():
     """bench_levers.py times the updates the step makes: the four optimizers' 28 weight
-    tensors and all 8.65 M parameters they touch (the encoder's twice), and its floor is
-    seven float32 passes over them."""
+    tensors and all 8.65 M parameters they touch (the encoder's twice), and Adam's memory
+    traffic is seven float32 passes over them."""
     import bench_levers
     import network
     result = bench_levers.main(["--inner", "1", "--repeats", "1"])
@@ -145,7 +145,7 @@ def test_lever_benchmark_counts_the_steps_own_updates():
         len(nets["decoder"].parameters()) + len(nets["discriminator"].parameters()) == 28
     assert adam["parameters_per_step"] == 2 * sizes["encoder"] + sizes["decoder"] + \
         sizes["discriminator"]
-    assert result["memory_floor"]["adam_bytes_per_step"] == 28 * adam["parameters_per_step"]
+    assert result["memory_traffic"]["adam_bytes_per_step"] == 28 * adam["parameters_per_step"]
     assert result["dropout_masks"]["draws_per_step"] == 10
 
 
